@@ -1,0 +1,54 @@
+# Latch: `make run` starts the NVR, `make test` runs the tests.
+SHELL := /bin/bash
+GO ?= go
+FUZZTIME ?= 30s
+PKGS := ./...
+DIST := dist
+LDFLAGS := -s -w
+
+.PHONY: run test lint proofs fuzz fuzz-ci bench dist graph clean
+
+run:
+	$(GO) run ./cmd/latch serve
+
+test: lint
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "not gofmt-ed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+proofs:
+	$(GO) test -count=1 -timeout 30m -run 'TestExplore|TestMutation|TestPresetProofs' -v ./proofs/ 2>&1 | tail -200
+
+# Every fuzz target, each for FUZZTIME (go test -fuzz runs one target at a time).
+fuzz:
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$t ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./model/ ./proofs/ ./nvr/... 2>&1 | tee bench.out
+
+dist:
+	@mkdir -p $(DIST)
+	@set -e; for t in linux/amd64 linux/arm64 linux/arm; do \
+	  os=$${t%/*}; arch=$${t#*/}; \
+	  for cmd in latch latchsim; do \
+	    out=$(DIST)/$$cmd-$$os-$$arch; \
+	    CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$out ./cmd/$$cmd; \
+	  done; \
+	done; \
+	ls -l $(DIST) | awk 'NR>1 {printf "%-28s %6.1f MiB\n", $$9, $$5/1048576}'
+
+# Regenerate the committed state diagram (graphviz's dot draws the SVG).
+graph:
+	$(GO) test ./model/ -run TestStateGraphIsFresh -update
+	dot -Tsvg docs/state-machine.dot -o docs/state-machine.svg
+
+clean:
+	rm -rf $(DIST) latch-data bench.out
