@@ -17,7 +17,9 @@ const Forever Instant = math.MaxInt64
 func (i Instant) Add(d time.Duration) Instant { return Instant(satAdd(int64(i), int64(d))) }
 
 // Sub returns i−j, saturating (R-SATURATE).
-func (i Instant) Sub(j Instant) time.Duration { return time.Duration(satAdd(int64(i), satNeg(int64(j)))) }
+func (i Instant) Sub(j Instant) time.Duration {
+	return time.Duration(satAdd(int64(i), satNeg(int64(j))))
+}
 
 func satNeg(a int64) int64 {
 	if a == math.MinInt64 {

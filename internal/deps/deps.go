@@ -2,18 +2,19 @@
 // will import in go.mod, so parallel work never races on go get. It is
 // deleted once every module is imported by real code.
 package deps
+
 import (
- _ "github.com/qmuntal/stateless"
- _ "github.com/anishathalye/porcupine"
- _ "github.com/leanovate/gopter"
- _ "modernc.org/sqlite"
- _ "golang.org/x/text/unicode/norm"
- _ "golang.org/x/crypto/argon2"
- _ "gopkg.in/yaml.v3"
- _ "golang.org/x/image/font"
- _ "github.com/pquerna/otp"
- _ "github.com/trustelem/zxcvbn"
- _ "github.com/prometheus/client_golang/prometheus"
- _ "gonum.org/v1/plot"
- _ "github.com/schollz/progressbar/v3"
+	_ "github.com/anishathalye/porcupine"
+	_ "github.com/leanovate/gopter"
+	_ "github.com/pquerna/otp"
+	_ "github.com/prometheus/client_golang/prometheus"
+	_ "github.com/qmuntal/stateless"
+	_ "github.com/schollz/progressbar/v3"
+	_ "github.com/trustelem/zxcvbn"
+	_ "golang.org/x/crypto/argon2"
+	_ "golang.org/x/image/font"
+	_ "golang.org/x/text/unicode/norm"
+	_ "gonum.org/v1/plot"
+	_ "gopkg.in/yaml.v3"
+	_ "modernc.org/sqlite"
 )
