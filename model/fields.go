@@ -141,17 +141,21 @@ func (p *Policy) Set(assignment string) error {
 	if !ok || name == "" {
 		return &SetError{Name: assignment, Reason: "want NAME=VALUE"}
 	}
+	// Setters work on a copy: a bad value leaves the policy as it was.
+	q := *p
 	if f, ok := fieldIndex[name]; ok {
-		if err := f.Set(p, value); err != nil {
+		if err := f.Set(&q, value); err != nil {
 			return &SetError{Name: name, Reason: err.Error()}
 		}
+		*p = q
 		return nil
 	}
 	if c, ok := compat[p.Preset]; ok {
 		if set, ok := c[name]; ok {
-			if err := set(p, strings.TrimSpace(value)); err != nil {
+			if err := set(&q, strings.TrimSpace(value)); err != nil {
 				return &SetError{Name: name, Reason: err.Error()}
 			}
+			*p = q
 			return nil
 		}
 	}

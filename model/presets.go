@@ -208,9 +208,9 @@ var compat = map[string]map[string]func(*Policy, string) error{
 			}
 			if s == 0 {
 				p.Principal.Base, p.Principal.Cap = 0, 0
-				// The console key never holds (R-CONSOLE): the longest pam
-				// allows, 604800 s.
-				p.Console.Base, p.Console.Cap = 604801*time.Second, 604801*time.Second
+				// The console key never holds (R-CONSOLE): the longest
+				// console lock validation allows.
+				p.Console.Base, p.Console.Cap = day, day
 				return nil
 			}
 			p.Principal.Base, p.Principal.Cap = s+time.Second, s+time.Second
