@@ -416,7 +416,7 @@ func TestR_RESTART_RemainingMinusServedWallTime(t *testing.T) {
 	v, _ := fails(View{}, 3, t0, &p) // locked 1m
 	const wall = int64(1_800_000_000) * int64(time.Second)
 	snap := Persist(v.Pair, t0.Add(10*time.Second), wall) // 50 s remain
-	boot := Instant(5) // instants restart near zero after a reboot
+	boot := Instant(5)                                    // instants restart near zero after a reboot
 	cases := []struct {
 		name          string
 		wallDelta     time.Duration
