@@ -69,21 +69,26 @@ func (e engine) admit(v *View, a Attempt, now Instant, p *Policy) Decision {
 	var eff Effects
 	e.advanceAll(v, now, p, &eff)
 	d := Decision{Verdict: Admitted, Remaining: -1}
-	if !p.Disabled {
-		if a.Channel == Console {
-			d.Scope, d.RetryAfter = consoleRefusal(v, now)
-		} else {
-			d.Scope, d.RetryAfter = remoteRefusal(v, now, p)
+	switch {
+	case p.Disabled:
+		// Protection off admits everything a lock would refuse, but a
+		// disabled account is an admin act, not a lockout: it still refuses.
+		if v.Principal.Disabled {
+			d.Scope = ScopeDisabled
 		}
+	case a.Channel == Console:
+		d.Scope, d.RetryAfter = consoleRefusal(v, now)
+	default:
+		d.Scope, d.RetryAfter = remoteRefusal(v, now, p)
 	}
 	if d.Scope != ScopeNone {
 		d.Verdict = Refused
 		d.Remaining = 0
-		if a.Channel == Remote {
+		if a.Channel == Remote && !p.Disabled {
 			// R-EXTEND: the pair only; nothing else a refusal does counts.
 			e.fireKey(&v.Pair.Key, KindPair, trigRefuse, e.refuseFacts(&v.Pair.Key, KindPair, p), now, p, a.Role, &eff)
 			d.Scope, d.RetryAfter = remoteRefusal(v, now, p)
-		} else {
+		} else if a.Channel == Console {
 			e.fireKey(&v.Console, KindConsole, trigRefuse, 0, now, p, a.Role, &eff)
 		}
 	}
@@ -308,6 +313,9 @@ func (e engine) advance(k *Key, kind Kind, now Instant, p *Policy, eff *Effects)
 }
 
 func (e engine) advanceAll(v *View, now Instant, p *Policy, eff *Effects) {
+	if p.Resolution > 1 {
+		v.snap(p)
+	}
 	e.advance(&v.Pair.Key, KindPair, now, p, eff)
 	e.advance(&v.Source, KindSource, now, p, eff)
 	e.advance(&v.Principal, KindPrincipal, now, p, eff)
@@ -503,4 +511,35 @@ func (k Key) Remaining(now Instant) time.Duration {
 		return 0
 	}
 	return k.Until.Sub(now)
+}
+
+// snap floors every instant of the View to the policy's resolution grid.
+// Decisions see only truncated instants; a restore can shift a key by a
+// fraction of the resolution (time served is measured in nanoseconds), and
+// a key off the grid would otherwise lock for up to one resolution longer
+// than its duration says.
+func (v *View) snap(p *Policy) {
+	fl := func(i *Instant) {
+		if *i != Forever {
+			*i = truncate(*i, p)
+		}
+	}
+	for _, k := range []*Key{&v.Pair.Key, &v.Source, &v.Principal, &v.Console} {
+		if k.Mode != Open {
+			fl(&k.Until)
+			fl(&k.LockedAt)
+		}
+		if k.Level > 0 {
+			fl(&k.QuietFrom)
+		}
+		for i := 0; i < int(k.NFail); i++ {
+			fl(&k.Failures[i])
+		}
+	}
+	if v.Pair.Familiar {
+		fl(&v.Pair.LastSuccess)
+	}
+	for i := 0; i < int(v.Pair.NPrints); i++ {
+		fl(&v.Pair.Prints[i].Seen)
+	}
 }

@@ -254,6 +254,24 @@ func (p *Policy) Validate() error {
 			bad(f("replayDedup"), "needs a window: fingerprints are kept only for the window")
 		}
 	}
+	if r := p.Resolution; r > 1 {
+		// Whole multiples keep every until on the grid decisions see, so a
+		// lock lasts exactly its duration in truncated time.
+		for k := Kind(0); k < NumKinds; k++ {
+			kp := p.Key(k)
+			for _, d := range []struct {
+				name string
+				v    time.Duration
+			}{{"window", kp.Window}, {"base", kp.Base}, {"cap", kp.Cap}, {"holdFor", kp.HoldFor}, {"decay", kp.Decay}, {"extendOnAttempt", kp.ExtendOnAttempt}} {
+				if d.v > 0 && d.v%r != 0 {
+					bad(k.String()+"."+d.name, "must be a whole multiple of resolution (%s) when a resolution is set (got %s)", FormatDuration(r), FormatDuration(d.v))
+				}
+			}
+		}
+		if p.TrustTTL%r != 0 {
+			bad("trustTTL", "must be a whole multiple of resolution (%s) (got %s)", FormatDuration(r), FormatDuration(p.TrustTTL))
+		}
+	}
 	c := &p.Console
 	if c.HoldAfter != 0 {
 		bad("console.holdAfter", "must be 0: the console key never holds (R-CONSOLE, R-LASTADMIN)")
