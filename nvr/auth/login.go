@@ -1,0 +1,230 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/latchnvr/latch/model"
+	"github.com/latchnvr/latch/nvr/store"
+)
+
+// Attempt is one login attempt as the web layer or the console hands it in.
+type Attempt struct {
+	Username string
+	Secret   string
+	// TOTP is the second factor, if the client sent one.
+	TOTP    string
+	Source  model.Source // zero for the console
+	Channel model.Channel
+	// Peer and UserAgent are recorded on the session.
+	Peer, UserAgent string
+	// NoSession skips creating a session (console commands that only
+	// authenticate an act).
+	NoSession bool
+}
+
+// Result is the answer to an attempt.
+type Result struct {
+	Decision  model.Decision
+	Principal model.Principal
+	// DecidedAt is the instant both phases decided at.
+	DecidedAt model.Instant
+	// TOTPRequired: the password was right but the second factor is
+	// missing; nothing was recorded beyond the time that passed.
+	TOTPRequired bool
+	// Set when the attempt was allowed.
+	User               store.User
+	Token              string
+	MustChangePassword bool
+}
+
+// MaxSecretBytes bounds a password or PIN: argon2 would hash anything, and
+// a megabyte password is a denial-of-service vector, not a password.
+const MaxSecretBytes = 1024
+
+// maxRetries bounds decide-again loops when another process (the console)
+// changes a key between read and commit.
+const maxRetries = 8
+
+type verification struct {
+	done    bool
+	outcome model.Outcome
+	needOTP bool
+}
+
+// Login decides one attempt (SPEC §3): both phases under the principal's
+// and the source's stripes, the secret verified only when admitted, and the
+// keys, the audit records, notifications and the session committed in one
+// transaction.
+func (s *Service) Login(ctx context.Context, a Attempt) (Result, error) {
+	pr, err := model.CanonicalPrincipal(a.Username)
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: username: %v", ErrInvalidInput, err)
+	}
+	if len(a.Secret) > MaxSecretBytes {
+		return Result{}, fmt.Errorf("%w: password longer than %d bytes", ErrInvalidInput, MaxSecretBytes)
+	}
+	if a.Channel == model.Remote && a.Source.IsZero() {
+		return Result{}, fmt.Errorf("%w: a remote attempt needs a source", ErrInvalidInput)
+	}
+	if a.Channel == model.Console {
+		a.Source = model.Source{}
+	}
+	unlock := s.lockKeys(pr, a.Source)
+	defer unlock()
+
+	user, err := s.db.GetUserByName(ctx, string(pr))
+	known := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return Result{}, fmt.Errorf("auth: login: %w", err)
+	}
+	role := model.RoleViewer
+	if known {
+		role = roleOf(user.Role)
+	}
+	att := model.Attempt{Channel: a.Channel, Role: role, Print: model.Fingerprint(*s.deviceKey.Load(), a.Secret)}
+	var ver verification
+	for try := 0; try < maxRetries; try++ {
+		now, wall := model.Instant(s.clk.Instant()), s.clk.Now().UnixNano()
+		ids := keyIDs(pr, a.Source)
+		l, err := s.load(ctx, s.db, ids, now, wall)
+		if err != nil {
+			return Result{}, err
+		}
+		l.view.Principal.Disabled = known && (user.Disabled || (user.ExpiresNS != 0 && user.ExpiresNS <= wall))
+		p := s.Policy()
+		v, d := model.Admit(l.view, att, now, &p)
+		res := Result{Principal: pr, DecidedAt: now}
+		if d.Verdict == model.Admitted {
+			if !ver.done {
+				// Phase two's expensive part, still holding the stripes:
+				// parallel attempts on this principal wait, never fail.
+				if ver, err = s.verify(ctx, user, known, a, wall); err != nil {
+					return Result{}, err
+				}
+			}
+			if ver.needOTP {
+				res.TOTPRequired = true
+				d.Verdict = model.Admitted
+			} else {
+				v, d = model.Record(v, att, ver.outcome, now, &p)
+			}
+		}
+		res.Decision = d
+		err = s.db.WithTx(ctx, func(tx *store.Tx) error {
+			if err := s.storeView(ctx, tx, ids, l, v, now, wall); err != nil {
+				return err
+			}
+			if err := s.auditAttempt(ctx, tx, pr, a, l.view, v, d, res.TOTPRequired, now, wall); err != nil {
+				return err
+			}
+			if d.Verdict != model.Allowed || !known {
+				return nil
+			}
+			return s.onSuccess(ctx, tx, &res, user, a, d, wall)
+		})
+		if errors.Is(err, errStale) {
+			continue
+		}
+		if err != nil {
+			return Result{}, fmt.Errorf("auth: login: %w", err)
+		}
+		return res, nil
+	}
+	return Result{}, fmt.Errorf("auth: login: %w after %d tries", errStale, maxRetries)
+}
+
+func roleOf(r store.Role) model.Role {
+	switch r {
+	case store.RoleAdmin:
+		return model.RoleAdmin
+	case store.RoleOperator:
+		return model.RoleOperator
+	}
+	return model.RoleViewer
+}
+
+// verify checks the secret (and the second factor). Unknown principals are
+// verified against the dummy hash (R-ENUM). At the console, the master PIN
+// is a right secret too (R-LASTADMIN).
+func (s *Service) verify(ctx context.Context, u store.User, known bool, a Attempt, wall int64) (verification, error) {
+	hash := ""
+	if known {
+		hash = u.PasswordHash
+	}
+	ok, err := s.hasher.Verify(ctx, hash, a.Secret)
+	if err != nil {
+		return verification{}, fmt.Errorf("auth: verify: %w", err)
+	}
+	if !ok && known && a.Channel == model.Console {
+		dev, err := s.db.GetDevice(ctx)
+		if err != nil {
+			return verification{}, fmt.Errorf("auth: verify: %w", err)
+		}
+		if dev.MasterPINHash != "" {
+			if ok, err = s.hasher.Verify(ctx, dev.MasterPINHash, a.Secret); err != nil {
+				return verification{}, fmt.Errorf("auth: verify PIN: %w", err)
+			}
+			if ok {
+				return verification{done: true, outcome: model.RightSecret}, nil
+			}
+		}
+	}
+	switch {
+	case !ok:
+		return verification{done: true, outcome: model.WrongSecret}, nil
+	case len(u.TOTPSecret) == 0 || a.Channel == model.Console:
+		return verification{done: true, outcome: model.RightSecret}, nil
+	case a.TOTP == "":
+		return verification{done: true, needOTP: true}, nil
+	}
+	step, ok := checkTOTP(string(u.TOTPSecret), a.TOTP, time.Unix(0, wall))
+	if ok {
+		// A code is good once (its step must move forward).
+		var fresh bool
+		err := s.db.WithTx(ctx, func(tx *store.Tx) error {
+			var err error
+			fresh, err = tx.AdvanceTOTPStep(ctx, u.ID, step)
+			return err
+		})
+		if err != nil {
+			return verification{}, fmt.Errorf("auth: totp: %w", err)
+		}
+		ok = fresh
+	}
+	if !ok {
+		return verification{done: true, outcome: model.WrongSecondFactor}, nil
+	}
+	return verification{done: true, outcome: model.RightSecret}, nil
+}
+
+// onSuccess creates the session and flags weak passwords, in the commit.
+func (s *Service) onSuccess(ctx context.Context, tx *store.Tx, res *Result, u store.User, a Attempt, d model.Decision, wall int64) error {
+	if a.Channel == model.Remote && !u.MustChangePassword && Weak(a.Secret, u.Name) {
+		// A password found weak or common at login must be changed.
+		u.MustChangePassword = true
+		u.UpdatedNS = wall
+		if err := tx.UpdateUser(ctx, u); err != nil {
+			return err
+		}
+	}
+	res.User = u
+	res.MustChangePassword = u.MustChangePassword
+	if a.NoSession || a.Channel == model.Console {
+		return nil
+	}
+	token, err := s.newSession(ctx, tx, u.ID, a.Peer, a.UserAgent, wall)
+	if err != nil {
+		return err
+	}
+	res.Token = token
+	if d.Effects&model.EffNewDevice != 0 && u.Email != "" {
+		_, err := tx.EnqueueOutbox(ctx, store.OutboxMessage{Kind: "new_device", Recipient: u.Email,
+			Subject: "New sign-in to your NVR", Body: fmt.Sprintf("User %s signed in from a new device at %s (%s).", u.Name, a.Source, time.Unix(0, wall).UTC().Format(time.RFC3339)),
+			CreatedNS: wall, NextAttemptNS: wall})
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,53 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+)
+
+// OpenAtVersion opens path migrating only up to version: a database as an
+// older binary would have left it.
+func OpenAtVersion(path string, opts Options, version int) (*DB, error) {
+	return open(path, opts, version)
+}
+
+// Writer exposes the writer pool so tests can tamper with rows or set
+// per-connection pragmas (max_page_count) on the one writer connection.
+func (db *DB) Writer() *sql.DB { return db.write }
+
+// ReadPool exposes the read pool.
+func (db *DB) ReadPool() *sql.DB { return db.read }
+
+// QueryPlan returns EXPLAIN QUERY PLAN details for query on the read pool.
+func (db *DB) QueryPlan(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := db.read.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			return nil, err
+		}
+		plan = append(plan, detail)
+	}
+	return plan, rows.Err()
+}
+
+// SegmentListQuery is the query ListSegments runs, for plan checks.
+const SegmentListQuery = segmentListQuery
+
+// Migrations reports the embedded migrations' versions and names.
+func Migrations() ([]int, []string, error) {
+	ms, err := loadMigrations()
+	var vs []int
+	var names []string
+	for _, m := range ms {
+		vs = append(vs, m.version)
+		names = append(names, m.name)
+	}
+	return vs, names, err
+}
