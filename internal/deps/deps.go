@@ -18,3 +18,8 @@ import (
 	_ "gopkg.in/yaml.v3"
 	_ "modernc.org/sqlite"
 )
+
+import (
+	_ "github.com/chromedp/chromedp"
+	_ "github.com/emersion/go-smtp"
+)
