@@ -313,9 +313,6 @@ func (e engine) advance(k *Key, kind Kind, now Instant, p *Policy, eff *Effects)
 }
 
 func (e engine) advanceAll(v *View, now Instant, p *Policy, eff *Effects) {
-	if p.Resolution > 1 {
-		v.snap(p)
-	}
 	e.advance(&v.Pair.Key, KindPair, now, p, eff)
 	e.advance(&v.Source, KindSource, now, p, eff)
 	e.advance(&v.Principal, KindPrincipal, now, p, eff)
@@ -511,35 +508,4 @@ func (k Key) Remaining(now Instant) time.Duration {
 		return 0
 	}
 	return k.Until.Sub(now)
-}
-
-// snap floors every instant of the View to the policy's resolution grid.
-// Decisions see only truncated instants; a restore can shift a key by a
-// fraction of the resolution (time served is measured in nanoseconds), and
-// a key off the grid would otherwise lock for up to one resolution longer
-// than its duration says.
-func (v *View) snap(p *Policy) {
-	fl := func(i *Instant) {
-		if *i != Forever {
-			*i = truncate(*i, p)
-		}
-	}
-	for _, k := range []*Key{&v.Pair.Key, &v.Source, &v.Principal, &v.Console} {
-		if k.Mode != Open {
-			fl(&k.Until)
-			fl(&k.LockedAt)
-		}
-		if k.Level > 0 {
-			fl(&k.QuietFrom)
-		}
-		for i := 0; i < int(k.NFail); i++ {
-			fl(&k.Failures[i])
-		}
-	}
-	if v.Pair.Familiar {
-		fl(&v.Pair.LastSuccess)
-	}
-	for i := 0; i < int(v.Pair.NPrints); i++ {
-		fl(&v.Pair.Prints[i].Seen)
-	}
 }
