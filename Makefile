@@ -12,6 +12,7 @@ run:
 	$(GO) run ./cmd/latch serve
 
 test: lint
+	@scripts/test-deps.sh
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 lint:
