@@ -65,7 +65,10 @@ func truncate(now Instant, p *Policy) Instant {
 }
 
 func (e engine) admit(v *View, a Attempt, now Instant, p *Policy) Decision {
-	now = truncate(now, p)
+	// Instants are recorded at the resolution's grid point and compared
+	// with the exact now: on-grid instants give the truncated semantics
+	// (pam_faillock's whole seconds), restored off-grid ones stay exact.
+	at := truncate(now, p)
 	var eff Effects
 	e.advanceAll(v, now, p, &eff)
 	d := Decision{Verdict: Admitted, Remaining: -1}
@@ -86,10 +89,10 @@ func (e engine) admit(v *View, a Attempt, now Instant, p *Policy) Decision {
 		d.Remaining = 0
 		if a.Channel == Remote && !p.Disabled {
 			// R-EXTEND: the pair only; nothing else a refusal does counts.
-			e.fireKey(&v.Pair.Key, KindPair, trigRefuse, e.refuseFacts(&v.Pair.Key, KindPair, p), now, p, a.Role, &eff)
+			e.fireKey(&v.Pair.Key, KindPair, trigRefuse, e.refuseFacts(&v.Pair.Key, KindPair, p), at, p, a.Role, &eff)
 			d.Scope, d.RetryAfter = remoteRefusal(v, now, p)
 		} else if a.Channel == Console {
-			e.fireKey(&v.Console, KindConsole, trigRefuse, 0, now, p, a.Role, &eff)
+			e.fireKey(&v.Console, KindConsole, trigRefuse, 0, at, p, a.Role, &eff)
 		}
 	}
 	d.Effects = eff
@@ -98,7 +101,10 @@ func (e engine) admit(v *View, a Attempt, now Instant, p *Policy) Decision {
 }
 
 func (e engine) record(v *View, a Attempt, o Outcome, now Instant, p *Policy) Decision {
-	now = truncate(now, p)
+	// Instants are recorded at the resolution's grid point and compared
+	// with the exact now: on-grid instants give the truncated semantics
+	// (pam_faillock's whole seconds), restored off-grid ones stay exact.
+	at := truncate(now, p)
 	var eff Effects
 	// Record follows Admit at the same instant, so this is a no-op there;
 	// it keeps Record correct on its own.
@@ -110,7 +116,7 @@ func (e engine) record(v *View, a Attempt, o Outcome, now Instant, p *Policy) De
 	switch {
 	case p.Disabled:
 		if o == RightSecret && a.Channel == Remote {
-			v.Pair.markFamiliar(now, p, &eff)
+			v.Pair.markFamiliar(at, p, &eff)
 		}
 	case a.Channel == Console:
 		t := trigFail
@@ -121,7 +127,7 @@ func (e engine) record(v *View, a Attempt, o Outcome, now Instant, p *Policy) De
 			f = failFacts(&v.Console, &p.Console, a.Role)
 			eff |= EffCounted
 		}
-		e.fireKey(&v.Console, KindConsole, t, f, now, p, a.Role, &eff)
+		e.fireKey(&v.Console, KindConsole, t, f, at, p, a.Role, &eff)
 	case o == RightSecret:
 		for _, k := range []struct {
 			key  *Key
@@ -131,27 +137,27 @@ func (e engine) record(v *View, a Attempt, o Outcome, now Instant, p *Policy) De
 			if clearsOnSuccess(k.kind, p.ResetOnSuccess) {
 				f = factCleared
 			}
-			e.fireKey(k.key, k.kind, trigSucceed, f, now, p, a.Role, &eff)
+			e.fireKey(k.key, k.kind, trigSucceed, f, at, p, a.Role, &eff)
 		}
-		v.Pair.markFamiliar(now, p, &eff)
+		v.Pair.markFamiliar(at, p, &eff)
 	case o == WrongSecondFactor:
 		// R-2FA: like a wrong secret, on the pair key only.
-		e.fireKey(&v.Pair.Key, KindPair, trigFail, failFacts(&v.Pair.Key, &p.Pair, a.Role), now, p, a.Role, &eff)
+		e.fireKey(&v.Pair.Key, KindPair, trigFail, failFacts(&v.Pair.Key, &p.Pair, a.Role), at, p, a.Role, &eff)
 		eff |= EffCounted
 	default:
-		if p.Pair.ReplayDedup && a.Print != 0 && v.Pair.seen(a.Print, now) {
-			e.fireKey(&v.Pair.Key, KindPair, trigRepeat, 0, now, p, a.Role, &eff)
+		if p.Pair.ReplayDedup && a.Print != 0 && v.Pair.seen(a.Print, at) {
+			e.fireKey(&v.Pair.Key, KindPair, trigRepeat, 0, at, p, a.Role, &eff)
 			eff |= EffRepeat
 			break
 		}
 		familiar := v.Pair.familiar(now, p)
-		e.fireKey(&v.Pair.Key, KindPair, trigFail, failFacts(&v.Pair.Key, &p.Pair, a.Role), now, p, a.Role, &eff)
-		e.fireKey(&v.Source, KindSource, trigFail, failFacts(&v.Source, &p.Source, a.Role), now, p, a.Role, &eff)
+		e.fireKey(&v.Pair.Key, KindPair, trigFail, failFacts(&v.Pair.Key, &p.Pair, a.Role), at, p, a.Role, &eff)
+		e.fireKey(&v.Source, KindSource, trigFail, failFacts(&v.Source, &p.Source, a.Role), at, p, a.Role, &eff)
 		if !familiar {
-			e.fireKey(&v.Principal, KindPrincipal, trigFail, failFacts(&v.Principal, &p.Principal, a.Role), now, p, a.Role, &eff)
+			e.fireKey(&v.Principal, KindPrincipal, trigFail, failFacts(&v.Principal, &p.Principal, a.Role), at, p, a.Role, &eff)
 		}
 		if p.Pair.ReplayDedup && a.Print != 0 {
-			v.Pair.remember(a.Print, now)
+			v.Pair.remember(a.Print, at)
 		}
 		eff |= EffCounted
 	}
@@ -421,7 +427,7 @@ func (pr *Pair) familiar(now Instant, p *Policy) bool {
 }
 
 // IsFamiliar reports whether the pair's source is familiar at now.
-func (pr Pair) IsFamiliar(now Instant, p *Policy) bool { return pr.familiar(truncate(now, p), p) }
+func (pr Pair) IsFamiliar(now Instant, p *Policy) bool { return pr.familiar(now, p) }
 
 func (pr *Pair) markFamiliar(now Instant, p *Policy, eff *Effects) {
 	if p.TrustTTL == 0 {
@@ -492,7 +498,7 @@ func UnlockPair(pr Pair) Pair {
 // that show or store keys without deciding an attempt.
 func Advance(k Key, kind Kind, now Instant, p *Policy) (Key, Effects) {
 	var eff Effects
-	fast.advance(&k, kind, truncate(now, p), p, &eff)
+	fast.advance(&k, kind, now, p, &eff)
 	return k, eff
 }
 

@@ -98,25 +98,3 @@ func (s Snapshot) RemainingAt() time.Duration {
 	}
 	return time.Duration(k.Until)
 }
-
-// Persist snapshots a pair under this policy: with a resolution, at the
-// resolution's grid point, so a restore keeps every instant on the grid
-// that decisions see (a lock then lasts exactly its duration in truncated
-// time, before and after a reboot).
-func (p *Policy) Persist(pr Pair, now Instant, wall int64) Snapshot {
-	return Persist(pr, truncate(now, p), wall)
-}
-
-// Restore brings a snapshot back under this policy: with a resolution,
-// at the grid point of now, counting only whole resolutions of time served
-// (never more than the wall clock vouches for, so never shortening a lock
-// by a fraction it did not serve).
-func (p *Policy) Restore(s Snapshot, now Instant, wall int64) Pair {
-	if r := int64(p.Resolution); r > 1 {
-		served := satAdd(wall, satNeg(s.WallAnchor))
-		if served > 0 {
-			wall = satAdd(s.WallAnchor, served-served%r)
-		}
-	}
-	return Restore(s, truncate(now, p), wall)
-}

@@ -9,10 +9,16 @@ package model
 // "random" (a fresh random valid policy per case). A sequence is a
 // ptScenario; every step is small integers that the runner resolves against
 // the policy (time advances land on window±1ns, cap±1ns, the nearest until±1ns
-// and so on), so gopter's shrinkers (slice shrinking plus each field towards
-// 0) yield short counterexamples made of simple steps. A failure prints the
-// shrunk scenario, a step-by-step trace of it, the policy as --set
-// assignments and the seed; LATCH_PROP_SEED=N reruns with another seed.
+// and so on), so the shrinker (drop chunks of steps, then move each field
+// towards 0) yields short counterexamples made of simple steps. A failure
+// prints the shrunk scenario, a step-by-step trace of it, the policy as
+// --set assignments and the seed. LATCH_PROP_SEED=N changes the base seed;
+// LATCH_PROP_SCALE=N runs N times as many cases.
+//
+// Restarts go through model.Persist/Restore (the NVR service's path) from
+// the snapshot of each key's last change (a crash) or from one taken at the
+// restart (a clean shutdown); wall jumps while running Reanchor the
+// snapshots.
 //
 // The checks compare the model with independent predicates written here from
 // SPEC's text (R-ADMIT, R-RESTART, …), never with the model's own helpers,
@@ -31,7 +37,6 @@ import (
 	"time"
 
 	"github.com/leanovate/gopter"
-	"github.com/leanovate/gopter/gen"
 	"github.com/leanovate/gopter/prop"
 )
 
@@ -73,14 +78,14 @@ const (
 // ptStep is one generated step. Every field is a small integer that the
 // runner interprets modulo its range, so any shrunk value is meaningful.
 type ptStep struct {
-	Op    int   // 0..99: bucket, see ptOpOf
-	Src   int   // attempt: 0..2 a source, 3 the console; unlock: 0..2 pair, 3 principal, 4 all; restart: even clean, odd crash
-	Out   int   // 0..9: see ptOutcome
-	Print int   // index into ptPrintPool (wrong secrets)
-	Rep   int   // extra repetitions of an attempt
-	Time  int   // index into ptTimeLabels: the time advance before the step
-	Kind  int   // the key kind whose policy Time refers to
-	Wall  int   // attempt: gap between repetitions; wall jump / restart: the wall delta
+	Op    int64 // 0..99: bucket, see ptOpOf
+	Src   int64 // attempt: 0..2 a source, 3 the console; unlock: 0..2 pair, 3 principal, 4 all; restart: even clean, odd crash
+	Out   int64 // 0..9: see ptOutcome
+	Print int64 // index into ptPrintPool (wrong secrets)
+	Rep   int64 // extra repetitions of an attempt
+	Time  int64 // index into ptTimeLabels: the time advance before the step
+	Kind  int64 // the key kind whose policy Time refers to
+	Wall  int64 // attempt: gap between repetitions; wall jump / restart: the wall delta
 	Rand  int64 // random component, 0..2h
 }
 
@@ -98,7 +103,7 @@ const (
 
 var ptOpNames = [...]string{"attempt", "advance", "unlock", "disable", "enable", "wall_jump", "restart"}
 
-func ptOpOf(op int) ptOp {
+func ptOpOf(op int64) ptOp {
 	switch o := ptMod(op, 100); {
 	case o < 45:
 		return opAttempt
@@ -106,7 +111,7 @@ func ptOpOf(op int) ptOp {
 		return opAdvance
 	case o < 72:
 		return opUnlock
-	case o < 76:
+	case o < 74:
 		return opDisable
 	case o < 84:
 		return opEnable
@@ -117,15 +122,15 @@ func ptOpOf(op int) ptOp {
 	}
 }
 
-func ptMod(v, n int) int {
-	v %= n
-	if v < 0 {
-		v += n
+func ptMod(v int64, n int) int {
+	m := int(v % int64(n))
+	if m < 0 {
+		m += n
 	}
-	return v
+	return m
 }
 
-func ptOutcome(out int) Outcome {
+func ptOutcome(out int64) Outcome {
 	switch ptMod(out, 10) {
 	case 6, 7:
 		return RightSecret
@@ -195,7 +200,7 @@ func (s ptStep) String() string {
 // ptScenario is one generated run: the principal's role, the start instant's
 // sub-second offset and the steps.
 type ptScenario struct {
-	Role  int
+	Role  int64
 	Start int64
 	Steps []ptStep
 }
@@ -213,26 +218,94 @@ func (sc ptScenario) String() string {
 	return b.String()
 }
 
-func ptStepGen() gopter.Gen {
-	return gen.Struct(reflect.TypeOf(ptStep{}), map[string]gopter.Gen{
-		"Op":    gen.IntRange(0, 99),
-		"Src":   gen.IntRange(0, 4),
-		"Out":   gen.IntRange(0, 9),
-		"Print": gen.IntRange(0, len(ptPrintPool)-1),
-		"Rep":   gen.IntRange(0, 7),
-		"Time":  gen.IntRange(0, len(ptTimeLabels)-1),
-		"Kind":  gen.IntRange(0, 3),
-		"Wall":  gen.IntRange(0, 7),
-		"Rand":  gen.Int64Range(0, int64(2*time.Hour)),
-	})
+// ptStepFields are ptStep's fields with their ranges, for generation and
+// shrinking (hand-written: gopter's reflective gen.Struct costs most of the
+// run time under -race).
+var ptStepFields = [...]struct {
+	get func(*ptStep) *int64
+	max int64 // inclusive
+}{
+	{func(s *ptStep) *int64 { return &s.Op }, 99},
+	{func(s *ptStep) *int64 { return &s.Src }, 4},
+	{func(s *ptStep) *int64 { return &s.Out }, 9},
+	{func(s *ptStep) *int64 { return &s.Print }, int64(len(ptPrintPool) - 1)},
+	{func(s *ptStep) *int64 { return &s.Rep }, 7},
+	{func(s *ptStep) *int64 { return &s.Time }, int64(len(ptTimeLabels) - 1)},
+	{func(s *ptStep) *int64 { return &s.Kind }, 3},
+	{func(s *ptStep) *int64 { return &s.Wall }, 7},
+	{func(s *ptStep) *int64 { return &s.Rand }, int64(2 * time.Hour)},
 }
 
+// ptScenarioGen draws a scenario of up to the current size steps.
 func ptScenarioGen() gopter.Gen {
-	return gen.Struct(reflect.TypeOf(ptScenario{}), map[string]gopter.Gen{
-		"Role":  gen.IntRange(0, 2),
-		"Start": gen.Int64Range(0, int64(10*time.Second)),
-		"Steps": gen.SliceOf(ptStepGen()),
-	})
+	return func(gp *gopter.GenParameters) *gopter.GenResult {
+		r := gp.Rng
+		n := 0
+		if gp.MaxSize > 0 {
+			n = r.Intn(gp.MaxSize)
+		}
+		sc := ptScenario{Role: r.Int63n(3), Start: r.Int63n(int64(10 * time.Second)), Steps: make([]ptStep, n)}
+		for i := range sc.Steps {
+			for _, f := range ptStepFields {
+				*f.get(&sc.Steps[i]) = r.Int63n(f.max + 1)
+			}
+		}
+		return gopter.NewGenResult(sc, ptShrinkScenario)
+	}
+}
+
+// ptShrinkScenario proposes smaller scenarios, biggest cuts first: drop
+// chunks of steps (halving the chunk), then move each step's fields towards
+// 0 (0, then half), then the role and start offset to 0.
+func ptShrinkScenario(v interface{}) gopter.Shrink {
+	sc := v.(ptScenario)
+	n := len(sc.Steps)
+	var cands []func() ptScenario
+	for chunk := n; chunk > 0; chunk /= 2 {
+		for off := 0; off+chunk <= n; off += chunk {
+			chunk, off := chunk, off
+			cands = append(cands, func() ptScenario {
+				c := sc
+				c.Steps = append(append([]ptStep(nil), sc.Steps[:off]...), sc.Steps[off+chunk:]...)
+				return c
+			})
+		}
+	}
+	for i := 0; i < n; i++ {
+		for _, f := range ptStepFields {
+			cur := *f.get(&sc.Steps[i])
+			tos := []int64{0}
+			if h := cur / 2; h != 0 {
+				tos = append(tos, h)
+			}
+			for _, to := range tos {
+				if to == cur {
+					continue
+				}
+				i, f, to := i, f, to
+				cands = append(cands, func() ptScenario {
+					c := sc
+					c.Steps = append([]ptStep(nil), sc.Steps...)
+					*f.get(&c.Steps[i]) = to
+					return c
+				})
+			}
+		}
+	}
+	if sc.Role != 0 {
+		cands = append(cands, func() ptScenario { c := sc; c.Role = 0; return c })
+	}
+	if sc.Start != 0 {
+		cands = append(cands, func() ptScenario { c := sc; c.Start = 0; return c })
+	}
+	i := 0
+	return func() (interface{}, bool) {
+		if i >= len(cands) {
+			return nil, false
+		}
+		i++
+		return cands[i-1](), true
+	}
 }
 
 // ptPolicyArg wraps a random policy so a counterexample prints it as --set
@@ -357,6 +430,21 @@ func ptRandomPolicy(r *rand.Rand) Policy {
 		Resolution:     ptPickD(r, 0, 0, 0, 0, 0, 0, time.Millisecond, time.Second),
 		Disabled:       r.Intn(12) == 0,
 	}
+	if res := p.Resolution; res > 1 {
+		// Validation wants every duration a whole multiple of the resolution.
+		grid := func(d *time.Duration) {
+			if *d > 0 {
+				*d = max(*d/res, 1) * res
+			}
+		}
+		for k := Kind(0); k < NumKinds; k++ {
+			kp := p.Key(k)
+			for _, d := range []*time.Duration{&kp.Window, &kp.Base, &kp.Cap, &kp.HoldFor, &kp.Decay, &kp.ExtendOnAttempt} {
+				grid(d)
+			}
+		}
+		grid(&p.TrustTTL)
+	}
 	return p
 }
 
@@ -452,6 +540,7 @@ type ptRun struct {
 	// snapshot of its last change (or re-anchor), and when that was.
 	snap    [ptNumKeys]Snapshot
 	savedAt [ptNumKeys]Instant
+	dirty   [ptNumKeys]bool // changed since its snapshot: persist in afterStep
 	// Independent trackers: the last admitted presentation of each wrong
 	// secret on each pair (R-REPLAY) and the last success from each source
 	// (familiarity, SPEC §1), both at truncated instants.
@@ -610,6 +699,7 @@ func (r *ptRun) apply(st ptStep) error {
 	case opDisable, opEnable:
 		before := r.w.Principal
 		r.w.Principal.Disabled = ptOpOf(st.Op) == opDisable
+		r.dirty[2*ptNumSources] = true
 		if r.ck&ckShorten != 0 {
 			after := r.w.Principal
 			after.Disabled = before.Disabled
@@ -632,10 +722,14 @@ func (r *ptRun) apply(st ptStep) error {
 
 // admitRefuses is R-ADMIT written from SPEC §3's text over the stored
 // (not yet advanced) keys: a Locked or Held key whose until is still ahead
-// of (truncated) now refuses; Disabled is an admin act and refuses whatever
-// the protection setting; familiarity is tracked here, independently.
+// of now refuses; Disabled is an admin act and refuses whatever the
+// protection setting; familiarity is tracked here, independently. Times are
+// compared with the exact now: while instants sit on the policy's
+// resolution grid (validation makes every duration a whole multiple) this
+// equals the model's truncated comparison; after a restore, which shifts
+// instants off the grid, it is R-RESTART's exact remaining.
 func (r *ptRun) admitRefuses(pre View, ch Channel, src int) (bool, string) {
-	t := r.tnow()
+	t := r.w.Now
 	active := func(k Key) bool { return k.Mode != Open && k.Until > t }
 	if pre.Principal.Disabled {
 		return true, "principal Disabled"
@@ -744,6 +838,10 @@ func (r *ptRun) attempt(st ptStep) (Decision, error) {
 		}
 	}
 	r.w.store(src, post)
+	r.dirty[2*ptNumSources], r.dirty[2*ptNumSources+1] = true, true
+	if src != ptConsoleSrc {
+		r.dirty[src], r.dirty[ptNumSources+src] = true, true
+	}
 	return d, nil
 }
 
@@ -853,7 +951,7 @@ func (r *ptRun) checkShorten(pre, post View, src int) error {
 // on the pair.
 func (r *ptRun) checkReplay(pre, post View, ev Event, d Decision, src, printIdx int) error {
 	now, p := r.w.Now, r.p
-	t := r.tnow()
+	t := now
 	advPair, _ := Advance(pre.Pair.Key, KindPair, now, p)
 	advSrc, _ := Advance(pre.Source, KindSource, now, p)
 	advPr, _ := Advance(pre.Principal, KindPrincipal, now, p)
@@ -901,6 +999,9 @@ func (r *ptRun) unlock(which int) error {
 			r.w.setSlot(i, pr)
 			touched = append(touched, i)
 		}
+	}
+	for _, i := range touched {
+		r.dirty[i] = true
 	}
 	r.logf("unlock %v", touched)
 	if r.ck&ckShorten != 0 {
@@ -1037,6 +1138,10 @@ func (r *ptRun) checkRestored(i int, old, got Key, s Snapshot, served time.Durat
 		}
 		return nil
 	}
+	if got.Until.Sub(got.LockedAt) != old.Until.Sub(old.LockedAt) {
+		return r.failf("R-RESTART: the %s key's lock start did not move with its end: until−lockedAt %v → %v",
+			name, old.Until.Sub(old.LockedAt), got.Until.Sub(got.LockedAt))
+	}
 	saved := s.Pair.Until.Sub(0) // remaining at the snapshot
 	if saved < 0 {
 		saved = 0
@@ -1063,9 +1168,10 @@ func (r *ptRun) afterStep(d Decision) error {
 	for i := 0; i < ptNumKeys; i++ {
 		cur := r.w.slot(i)
 		kind := ptSlotKind(i)
-		if r.snapStale(i, cur) {
+		if r.dirty[i] {
 			r.snap[i] = r.persist(i, cur)
 			r.savedAt[i] = now
+			r.dirty[i] = false
 		}
 		k := cur.Key
 		if r.ck&ckClock != 0 {
@@ -1130,18 +1236,6 @@ func (r *ptRun) afterStep(d Decision) error {
 		r.recs = append(r.recs, ptRecord{W: r.w, D: d})
 	}
 	return nil
-}
-
-// snapStale says whether slot i changed since its snapshot (the service
-// persists every change).
-func (r *ptRun) snapStale(i int, cur Pair) bool {
-	var back Pair
-	if ptSlotKind(i) == KindPair {
-		back = Restore(r.snap[i], r.savedAt[i], r.snap[i].WallAnchor)
-	} else {
-		back = Pair{Key: RestoreKey(r.snap[i], r.savedAt[i], r.snap[i].WallAnchor)}
-	}
-	return back != cur
 }
 
 // ptCheck runs one scenario and returns "" or a report of the violation with
@@ -1229,9 +1323,23 @@ func ptProperty(t *testing.T, name string, ck ptChecks, tests int) {
 	})
 }
 
+// ptScale is LATCH_PROP_SCALE (default 1): it multiplies every property's
+// number of cases, for a longer search than the default ~10 s under -race.
+func ptScale(t *testing.T) int {
+	s := os.Getenv("LATCH_PROP_SCALE")
+	if s == "" {
+		return 1
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		t.Fatalf("LATCH_PROP_SCALE=%q: want a positive integer", s)
+	}
+	return n
+}
+
 func ptRunProp(t *testing.T, name string, seed int64, tests int, p gopter.Prop) {
 	params := gopter.DefaultTestParametersWithSeed(seed)
-	params.MinSuccessfulTests = tests
+	params.MinSuccessfulTests = tests * ptScale(t)
 	params.MaxSize = ptMaxSteps
 	params.Workers = 1
 	params.MaxShrinkCount = 300
@@ -1239,7 +1347,8 @@ func ptRunProp(t *testing.T, name string, seed int64, tests int, p gopter.Prop) 
 	props.Property(name, p)
 	var out bytes.Buffer
 	if !props.Run(gopter.NewFormatedReporter(true, 4000, &out)) {
-		t.Logf("gopter seed %d (rerun this subtest with LATCH_PROP_SEED=%d minus its index, or as is: go test -run '%s' ./model/)", seed, seed, t.Name())
+		t.Logf("gopter seed %d (LATCH_PROP_SEED base + subtest index); rerun: go test -run '^%s$' ./model/",
+			seed, strings.ReplaceAll(t.Name(), "/", "$/^"))
 		t.Errorf("%s", out.String())
 	}
 }
@@ -1247,46 +1356,170 @@ func ptRunProp(t *testing.T, name string, seed int64, tests int, p gopter.Prop) 
 // TestPropDeterminism: INV-DETERMINISM. The same scenario run twice, the
 // second time with unrelated Decide calls interleaved, gives bit-identical
 // states and decisions after every sub-step, and leaves the policy unchanged.
-func TestPropDeterminism(t *testing.T) { ptProperty(t, "INV-DETERMINISM", ckDeterminism, 40) }
+func TestPropDeterminism(t *testing.T) { ptProperty(t, "INV-DETERMINISM", ckDeterminism, 80) }
 
 // TestPropNoAuthLocked: INV-NOAUTH-LOCKED. An independent R-ADMIT predicate
 // over the stored keys (lock running at truncated now; Disabled; familiarity
 // tracked by the test) says refuse ⇒ Refused, and says admit ⇒ not Refused.
-func TestPropNoAuthLocked(t *testing.T) { ptProperty(t, "INV-NOAUTH-LOCKED", ckAdmit, 100) }
+func TestPropNoAuthLocked(t *testing.T) { ptProperty(t, "INV-NOAUTH-LOCKED", ckAdmit, 250) }
 
 // TestPropNoOracle: INV-NOORACLE. Refused ⇒ !Verified; the verdict of phase
 // one and the whole result of a refusal are the same for every outcome and
 // fingerprint; Admit+Record equals Decide; a refusal changes no counter and
 // only the Locked pair's until (R-EXTEND).
-func TestPropNoOracle(t *testing.T) { ptProperty(t, "INV-NOORACLE", ckOracle, 60) }
+func TestPropNoOracle(t *testing.T) { ptProperty(t, "INV-NOORACLE", ckOracle, 120) }
 
 // TestPropNoShorten: INV-NOSHORTEN. Across every attempt, a key that is
 // Locked or Held before and after never has its until moved earlier;
 // disable/enable touch only Disabled; unlock leaves the keys it names Open
 // with no failures and level 0 (INV-RESET).
-func TestPropNoShorten(t *testing.T) { ptProperty(t, "INV-NOSHORTEN", ckShorten, 100) }
+func TestPropNoShorten(t *testing.T) { ptProperty(t, "INV-NOSHORTEN", ckShorten, 200) }
 
 // TestPropBounded: INV-BOUNDED. Level ≤ MaxLevel; a Locked key ends within
 // its kind's cap from now; a Held key is endless only when holdFor is 0 and
 // otherwise ends within holdFor; RetryAfter stays within the longest cap or
 // holdFor; Open keys carry no until (canonical form).
-func TestPropBounded(t *testing.T) { ptProperty(t, "INV-BOUNDED", ckBounded, 100) }
+func TestPropBounded(t *testing.T) { ptProperty(t, "INV-BOUNDED", ckBounded, 200) }
 
 // TestPropReplay: INV-REPLAY. With replayDedup, a wrong secret presented on
 // a pair within the window of its last admitted presentation changes no key
 // beyond time's own effect and is not reported counted; a first
 // presentation counts once on the pair.
-func TestPropReplay(t *testing.T) { ptProperty(t, "INV-REPLAY", ckReplay, 100) }
+func TestPropReplay(t *testing.T) { ptProperty(t, "INV-REPLAY", ckReplay, 200) }
 
 // TestPropClock: INV-CLOCK and R-RESTART. After every step each key equals
 // the restore of its persisted snapshot with no downtime (wall jumps while
 // running re-anchor the snapshots and change nothing); a restart keeps modes
 // and counters and leaves remaining = persisted remaining − clamp(wall delta,
 // 0, remaining), so a clock that went backwards never lengthens a lock.
-func TestPropClock(t *testing.T) { ptProperty(t, "INV-CLOCK", ckClock, 80) }
+func TestPropClock(t *testing.T) { ptProperty(t, "INV-CLOCK", ckClock, 160) }
 
 // TestPropLastAdmin: R-LASTADMIN. The console key is never Held, a console
 // lock never runs beyond console.cap, and a console attempt console.cap
 // after any reachable state is admitted (unless an admin disabled the
 // principal).
-func TestPropLastAdmin(t *testing.T) { ptProperty(t, "R-LASTADMIN", ckLastAdmin, 100) }
+func TestPropLastAdmin(t *testing.T) { ptProperty(t, "R-LASTADMIN", ckLastAdmin, 200) }
+
+// Pinned counterexamples (shrunk by the properties above, then written out
+// by hand so they survive changes to the generators).
+
+// TestPropRegressionRestoredUntilOffGrid: R-RESTART, INV-NOSHORTEN,
+// INV-NOAUTH-LOCKED under a resolution. A reboot restarts the monotonic
+// clock at an arbitrary sub-second phase, so a restored until is off the 1 s
+// grid; deciding must not move it (found as a 1 ns shift by
+// TestPropNoShorten/pam_faillock).
+func TestPropRegressionRestoredUntilOffGrid(t *testing.T) {
+	p, _ := Preset("pam_faillock") // deny=3, unlock_time=600: a lock lasts 601 s of truncated time
+	wrong := Event{Outcome: WrongSecret}
+	var v View
+	lockAt := Instant(100 * time.Second)
+	for i := 0; i < 3; i++ {
+		v, _ = Decide(v, wrong, lockAt, &p)
+	}
+	if v.Principal.Mode != Locked || v.Principal.Until != lockAt.Add(601*time.Second) {
+		t.Fatalf("setup: principal %v until %v", v.Principal.Mode, v.Principal.Until)
+	}
+	// Crash right away; the box is down 10 s (wall clock honest); the new
+	// boot's monotonic clock reads 5.3 s at restore.
+	wall := ptWallEpoch
+	s := PersistKey(v.Principal, lockAt, wall)
+	boot := Instant(5300 * time.Millisecond)
+	v = View{Principal: RestoreKey(s, boot, wall+int64(10*time.Second))}
+	end := boot.Add(591 * time.Second) // R-RESTART: remaining 601 s − 10 s served
+	if v.Principal.Until != end {
+		t.Fatalf("Restore: until %v, want %v (remaining 591s from the restore instant)", v.Principal.Until, end)
+	}
+	v2, d := Decide(v, wrong, boot.Add(time.Second), &p)
+	if d.Verdict != Refused {
+		t.Fatalf("refused attempt 1 s after restore: verdict %v", d.Verdict)
+	}
+	if v2.Principal.Until < end {
+		t.Errorf("INV-NOSHORTEN: a refused attempt moved the restored until from %v to %v (%v earlier)", end, v2.Principal.Until, end.Sub(v2.Principal.Until))
+	}
+	if _, d := Decide(v, wrong, end-1, &p); d.Verdict != Refused {
+		t.Errorf("INV-NOAUTH-LOCKED: 1 ns before the restored lock ends (remaining 591 s after a 10 s reboot) the attempt is %v, want refused", d.Verdict)
+	}
+	if _, d := Decide(v, wrong, end, &p); d.Verdict == Refused {
+		t.Errorf("R-RESTART: the restored lock outlives its remaining 591 s: refused at its end (retry after %v)", d.RetryAfter)
+	}
+}
+
+// TestPropRegressionGrowthOffGrid: R-LOCK, INV-NOSHORTEN under a
+// resolution with a growth that is not a whole number: lock 2 lasts
+// base·growth = 1.5 s, which is off the 1 s grid; the next decision must not
+// move its until (found by TestPropNoShorten/random).
+func TestPropRegressionGrowthOffGrid(t *testing.T) {
+	off := KeyPolicy{Growth: 1}
+	p := Policy{Pair: off, Source: off, Principal: off, Resolution: time.Second,
+		Console: KeyPolicy{Threshold: 1, Window: time.Minute, Base: time.Second, Growth: 1.5, Cap: 10 * time.Second}}
+	if err := p.Validate(); err != nil {
+		t.Logf("the policy is now rejected, which also fixes it: %v", err)
+		return
+	}
+	wrong := Event{Attempt: Attempt{Channel: Console}, Outcome: WrongSecret}
+	v, _ := Decide(View{}, wrong, Instant(10*time.Second), &p) // lock 1: 1 s, until 11 s
+	v, d := Decide(v, wrong, Instant(11*time.Second), &p)      // lock 2: 1.5 s, until 12.5 s
+	if d.Effects&EffLocked == 0 {
+		t.Fatalf("setup: second failure did not lock: %+v", d)
+	}
+	until := v.Console.Until
+	if until != Instant(12500*time.Millisecond) {
+		t.Logf("lock 2 ends at %v (R-LOCK: min(base·growth, cap) = 1.5 s after 11 s)", until)
+	}
+	v2, d := Decide(v, wrong, Instant(11200*time.Millisecond), &p)
+	if d.Verdict != Refused {
+		t.Fatalf("attempt at 11.2 s: %v, want refused", d.Verdict)
+	}
+	if v2.Console.Until < until {
+		t.Errorf("INV-NOSHORTEN: a refused attempt moved the console lock's until from %v to %v", until, v2.Console.Until)
+	}
+	if _, d := Decide(v, wrong, Instant(12200*time.Millisecond), &p); d.Verdict != Refused {
+		t.Errorf("R-LOCK: lock 2 (1.5 s from 11 s) admits an attempt at 12.2 s (verdict %v)", d.Verdict)
+	}
+}
+
+// TestPropRegressionPolicyRestoreExact: R-RESTART through Persist/Restore
+// under a resolution (pam_faillock's whole seconds).
+// remaining' must be remaining − time served: a reboot neither shortens a
+// lock (INV-NOSHORTEN, "a reboot never unlocks one by itself") nor
+// lengthens it (INV-BOUNDED: no lock beyond its cap).
+func TestPropRegressionPolicyRestoreExact(t *testing.T) {
+	p, _ := Preset("pam_faillock") // a lock lasts 601 s of truncated time
+	wrong := Event{Outcome: WrongSecret}
+	lock := func(at Instant) View {
+		var v View
+		for i := 0; i < 3; i++ {
+			v, _ = Decide(v, wrong, at, &p)
+		}
+		return v
+	}
+	wall := ptWallEpoch
+	t.Run("new boot's clock phase", func(t *testing.T) {
+		// Locked at 100 s until 701 s; crash at once; down 10 s (honest
+		// wall); the new boot's monotonic clock reads 5.9 s at restore.
+		v := lock(Instant(100 * time.Second))
+		s := Persist(Pair{Key: v.Principal}, Instant(100*time.Second), wall)
+		boot := Instant(5900 * time.Millisecond)
+		v = View{Principal: Restore(s, boot, wall+int64(10*time.Second)).Key}
+		end := boot.Add(591 * time.Second) // 601 s − 10 s served
+		if _, d := Decide(v, wrong, end-1, &p); d.Verdict != Refused {
+			t.Errorf("INV-NOAUTH-LOCKED: 1 ns before the restored lock ends (%v after restore) the attempt is %v; restored until is %v after restore, %v early",
+				end.Sub(boot), d.Verdict, v.Principal.Until.Sub(boot), end.Sub(v.Principal.Until))
+		}
+	})
+	t.Run("zero downtime", func(t *testing.T) {
+		// Locked at 100.9 s (truncated: 100 s) until 701 s; persisted at
+		// 100.9 s; restored 0.2 s later on the same clocks (no reboot
+		// at all: the instant and the wall both moved 0.2 s).
+		v := lock(Instant(100900 * time.Millisecond))
+		if v.Principal.Until != Instant(701*time.Second) {
+			t.Fatalf("setup: until %v", v.Principal.Until)
+		}
+		s := Persist(Pair{Key: v.Principal}, Instant(100900*time.Millisecond), wall)
+		got := Restore(s, Instant(101100*time.Millisecond), wall+int64(200*time.Millisecond)).Key
+		if got.Until != v.Principal.Until {
+			t.Errorf("R-RESTART: persist at 100.9 s and restore 0.2 s later (wall honest) moved until %v → %v (%v); the lock now lasts %v from its start, cap %v",
+				v.Principal.Until, got.Until, got.Until.Sub(v.Principal.Until), got.Until.Sub(Instant(100*time.Second)), p.Principal.Cap)
+		}
+	})
+}

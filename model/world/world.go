@@ -130,12 +130,11 @@ func (w *World) FactoryReset() {
 // Restart persists every key at (now, wallBefore) and restores it at
 // (now, wallAfter), as a reboot does (R-RESTART).
 func (w *World) Restart(now model.Instant, wallBefore, wallAfter int64) {
-	pol := &w.Policy
 	for id, p := range w.Pairs {
-		put(w.Pairs, id, pol.Restore(pol.Persist(p, now, wallBefore), now, wallAfter))
+		put(w.Pairs, id, model.Restore(model.Persist(p, now, wallBefore), now, wallAfter))
 	}
 	restore := func(k model.Key) model.Key {
-		return pol.Restore(pol.Persist(model.Pair{Key: k}, now, wallBefore), now, wallAfter).Key
+		return model.RestoreKey(model.PersistKey(k, now, wallBefore), now, wallAfter)
 	}
 	for s, k := range w.Sources {
 		put(w.Sources, s, restore(k))
