@@ -545,6 +545,16 @@ func (s *Service) SetPolicy(ctx context.Context, actor Actor, p model.Policy) er
 	return nil
 }
 
+// UsePolicy installs a policy another process saved (the console's
+// `latch policy set`), without auditing it again.
+func (s *Service) UsePolicy(p model.Policy) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	s.policy.Store(&p)
+	return nil
+}
+
 // FactoryReset erases users, keys, sessions and settings and returns the
 // device to inactive; recordings and their index stay (R-FACTORY).
 func (s *Service) FactoryReset(ctx context.Context, actor Actor) error {
