@@ -63,6 +63,10 @@ type Config struct {
 	Clock clock.Clock
 	// Ready, if set, receives the listening address once serving.
 	Ready func(addr string)
+	// DebugClock (soak tests only) exposes decision instants on login
+	// answers and lets POST /debug/clock/step?by=DURATION step the wall
+	// clock while running.
+	DebugClock bool
 }
 
 // Defaults returns the configuration `latch serve` starts from.
@@ -95,6 +99,9 @@ func Run(ctx context.Context, cfg Config) error {
 				return fmt.Errorf("--time-warp: %w", err)
 			}
 			clk = w
+		}
+		if cfg.DebugClock {
+			clk = clock.NewOffset(clk)
 		}
 	}
 	if cfg.Notify.SMTP.Host != "" || cfg.Notify.Webhook.URL != "" {
@@ -158,12 +165,24 @@ func Run(ctx context.Context, cfg Config) error {
 	srv, err := web.New(web.Config{
 		Auth: svc, DB: db, Cameras: fleet.Cameras, DataDir: cfg.DataDir, TrustedProxies: proxies,
 		Prove: cfg.Prove, Version: cfg.Version, Log: log, Metrics: met, SecureCookies: cfg.SecureCookies,
+		ExposeClock: cfg.DebugClock,
 	})
 	if err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", met.Handler())
+	if off, ok := clk.(*clock.Offset); ok {
+		mux.HandleFunc("POST /debug/clock/step", func(w http.ResponseWriter, r *http.Request) {
+			by, err := time.ParseDuration(r.URL.Query().Get("by"))
+			if err != nil {
+				http.Error(w, "by: want a Go duration", http.StatusBadRequest)
+				return
+			}
+			off.Step(by)
+			log.Warn("debug: wall clock stepped", "by", by)
+		})
+	}
 	mux.Handle("/", srv.Handler())
 	hs := web.HTTPServer(cfg.Listen, mux)
 	// Open live streams end at shutdown instead of holding it up.

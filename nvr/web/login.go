@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"strconv"
 
 	"github.com/latchnvr/latch/model"
 	"github.com/latchnvr/latch/nvr/auth"
@@ -138,6 +139,12 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		}
 		s.fail(w, r, err)
 		return
+	}
+	if s.cfg.ExposeClock {
+		// Soak tests compare each answer with the model at the instant the
+		// service decided at (and re-anchor their model across restarts).
+		w.Header().Set("X-Latch-Instant", strconv.FormatInt(int64(res.DecidedAt), 10))
+		w.Header().Set("X-Latch-Wall", strconv.FormatInt(s.auth.Clock().Now().UnixNano(), 10))
 	}
 	if !s.answerAttempt(w, res) {
 		return

@@ -53,6 +53,10 @@ type Config struct {
 	// SecureCookies marks cookies Secure even when the request did not
 	// arrive over TLS (behind a TLS-terminating proxy).
 	SecureCookies bool
+	// ExposeClock adds the decision's instant and wall time to login
+	// answers (X-Latch-Instant, X-Latch-Wall): for soak tests that compare
+	// a running server with the model, never for a device in service.
+	ExposeClock bool
 }
 
 // Limits of what a client may send.
