@@ -78,7 +78,9 @@ type Line struct {
 	PIN string `json:"pin,omitempty"`
 	// All unlocks every key (op unlock).
 	All bool `json:"all,omitempty"`
-	// By is the size of a wall-clock step (op wall_jump).
+	// By is the size of a wall-clock step (op wall_jump), or how far the
+	// wall clock moved while the device was off (op restart: time served
+	// under R-RESTART when positive; an RTC reset when negative).
 	By *Duration `json:"by,omitempty"`
 }
 

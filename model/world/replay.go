@@ -113,7 +113,14 @@ func (r *Replayer) Apply(n int, l trace.Line) (Result, error) {
 		res.Reason = "users, keys and settings erased (R-FACTORY)"
 	case trace.OpRestart:
 		wall := wallEpoch + int64(at) + r.wall
-		r.World.Restart(now, wall, wall)
+		after := wall
+		if l.By != nil {
+			// The wall clock moved while the device was off; instants did
+			// not (a reboot takes no trace time).
+			after += int64(*l.By)
+			r.wall += int64(*l.By)
+		}
+		r.World.Restart(now, wall, after)
 		res.Reason = "state persisted and restored (R-RESTART)"
 	case trace.OpWallJump:
 		r.wall += int64(*l.By)

@@ -183,3 +183,26 @@ func TestMalformedLineStopsReplayWithItsNumber(t *testing.T) {
 		t.Fatalf("err %v after %d lines", err, n)
 	}
 }
+
+func TestR_RESTART_WallTimeServedWhileOffCounts(t *testing.T) {
+	res := replay(t, "latch", `{"op":"user","user":"alice","password":"good","role":"viewer"}
+{"at":"0s","user":"alice","source":"10.0.0.2","password":"b1"}
+{"at":"0s","user":"alice","source":"10.0.0.2","password":"b2"}
+{"at":"0s","user":"alice","source":"10.0.0.2","password":"b3"}
+{"at":"0s","user":"alice","source":"10.0.0.2","password":"b4"}
+{"at":"0s","user":"alice","source":"10.0.0.2","password":"b5"}
+{"at":"10s","op":"restart","by":"40s"}
+{"at":"15s","user":"alice","source":"10.0.0.2","password":"good"}
+{"at":"20s","op":"restart","by":"-8760h"}
+{"at":"25s","user":"alice","source":"10.0.0.2","password":"good"}
+`)
+	// Locked 1m at 0s; restarted at 10s having served 40s off: 10s remain,
+	// 5s at 15s; that refusal extends the lock to 1m from then (latch).
+	if r := res[7]; r.Decision != "locked" || durText(r.RetryAfter) != "1m" {
+		t.Fatalf("after a reboot that served 40s: %+v %s", r, durText(r.RetryAfter))
+	}
+	// An RTC reset serves nothing and shortens nothing.
+	if r := res[9]; r.Decision != "locked" || durText(r.RetryAfter) != "50s" {
+		t.Fatalf("after an RTC reset: %+v %s", r, durText(r.RetryAfter))
+	}
+}
