@@ -185,24 +185,28 @@ func TestMalformedLineStopsReplayWithItsNumber(t *testing.T) {
 }
 
 func TestR_RESTART_WallTimeServedWhileOffCounts(t *testing.T) {
-	res := replay(t, "latch", `{"op":"user","user":"alice","password":"good","role":"viewer"}
+	// nist: the pair locks for 30s after 5 failures and never extends.
+	res := replay(t, "nist", `{"op":"user","user":"alice","password":"good","role":"viewer"}
 {"at":"0s","user":"alice","source":"10.0.0.2","password":"b1"}
 {"at":"0s","user":"alice","source":"10.0.0.2","password":"b2"}
 {"at":"0s","user":"alice","source":"10.0.0.2","password":"b3"}
 {"at":"0s","user":"alice","source":"10.0.0.2","password":"b4"}
 {"at":"0s","user":"alice","source":"10.0.0.2","password":"b5"}
-{"at":"10s","op":"restart","by":"40s"}
+{"at":"10s","op":"restart","by":"10s"}
 {"at":"15s","user":"alice","source":"10.0.0.2","password":"good"}
-{"at":"20s","op":"restart","by":"-8760h"}
-{"at":"25s","user":"alice","source":"10.0.0.2","password":"good"}
+{"at":"16s","op":"restart","by":"-8760h"}
+{"at":"18s","user":"alice","source":"10.0.0.2","password":"good"}
+{"at":"20s","user":"alice","source":"10.0.0.2","password":"good"}
 `)
-	// Locked 1m at 0s; restarted at 10s having served 40s off: 10s remain,
-	// 5s at 15s; that refusal extends the lock to 1m from then (latch).
-	if r := res[7]; r.Decision != "locked" || durText(r.RetryAfter) != "1m" {
-		t.Fatalf("after a reboot that served 40s: %+v %s", r, durText(r.RetryAfter))
+	// Restarted at 10s having served 10s while off: 10s remained, 5s at 15s.
+	if r := res[7]; r.Decision != "locked" || durText(r.RetryAfter) != "5s" {
+		t.Fatalf("after a reboot that served 10s: %+v %s", r, durText(r.RetryAfter))
 	}
-	// An RTC reset serves nothing and shortens nothing.
-	if r := res[9]; r.Decision != "locked" || durText(r.RetryAfter) != "50s" {
+	// An RTC reset to 1970 serves nothing and lengthens nothing.
+	if r := res[9]; r.Decision != "locked" || durText(r.RetryAfter) != "2s" {
 		t.Fatalf("after an RTC reset: %+v %s", r, durText(r.RetryAfter))
+	}
+	if r := res[10]; r.Decision != "ok" {
+		t.Fatalf("when the lock ends: %+v", r)
 	}
 }
