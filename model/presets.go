@@ -57,7 +57,7 @@ var off = KeyPolicy{Growth: 1}
 func presetLatch() Policy {
 	return Policy{
 		Preset: "latch",
-		Pair: KeyPolicy{Threshold: 5, Window: 15 * time.Minute, Base: time.Minute, Growth: 2, Cap: time.Hour,
+		Pair: KeyPolicy{Threshold: 5, Window: 15 * time.Minute, Base: time.Minute, Growth: 2, Cap: 24 * time.Hour,
 			Decay: day, ExtendOnAttempt: time.Minute, ReplayDedup: true},
 		Source: KeyPolicy{Threshold: 20, Window: time.Hour, Base: 5 * time.Minute, Growth: 2, Cap: day, Decay: day},
 		Principal: KeyPolicy{Threshold: 10, Window: time.Hour, Base: 15 * time.Minute, Growth: 2, Cap: 4 * time.Hour,

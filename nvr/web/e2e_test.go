@@ -45,7 +45,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 		chromedp.Flag("disable-sync", true),
 		chromedp.UserDataDir(t.TempDir()),
 	)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	defer cancelAlloc()
@@ -69,6 +69,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 	signIn := func(user, pw string) chromedp.Action[chromedp.Void] {
 		return chromedp.Steps(
 			chromedp.Navigate(r.ts.URL+"/login"),
+			chromedp.WaitVisible(chromedp.CSS(`body[data-ready]`)),
 			chromedp.WaitVisible(chromedp.ID("login-form")),
 			chromedp.SetValue(chromedp.ID("username"), user),
 			chromedp.SetValue(chromedp.ID("password"), pw),
@@ -80,6 +81,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 	// 1. The fresh device sends the browser to activation.
 	do("activate",
 		chromedp.Navigate(r.ts.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`body[data-ready]`)),
 		chromedp.WaitVisible(chromedp.ID("activate-form")),
 		chromedp.SetValue(chromedp.ID("act-username"), "admin"),
 		chromedp.SetValue(chromedp.ID("act-password"), adminPW),
@@ -93,6 +95,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 	do("admin sign-in", signIn("admin", adminPW), chromedp.WaitVisible(chromedp.CSS(`body[data-page="dashboard"]`)))
 	do("add bob",
 		chromedp.Navigate(r.ts.URL+"/users"),
+		chromedp.WaitVisible(chromedp.CSS(`body[data-ready]`)),
 		chromedp.WaitVisible(chromedp.ID("add-user")),
 		chromedp.SetValue(chromedp.CSS(`#add-user input[name="name"]`), "bob"),
 		chromedp.SetValue(chromedp.CSS(`#add-user input[name="password"]`), bobPass),
@@ -134,6 +137,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 		signIn("admin", adminPW),
 		chromedp.WaitVisible(chromedp.CSS(`body[data-page="dashboard"]`)),
 		chromedp.Navigate(r.ts.URL+"/locks"),
+		chromedp.WaitVisible(chromedp.CSS(`body[data-ready]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#locks button.unlock[data-user="bob"]`)),
 		chromedp.Click(chromedp.CSS(`#locks button.unlock[data-user="bob"]`)),
 		chromedp.WaitVisible(chromedp.ID("no-locks")),

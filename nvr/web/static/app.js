@@ -388,4 +388,6 @@
   const init = pages[document.body.dataset.page];
   if (init) { init(); }
   startCountdowns();
+  // Every handler is bound: tests (and impatient clicks) wait for this.
+  document.body.dataset.ready = '1';
 })();
