@@ -17,9 +17,19 @@ import (
 	"github.com/latchnvr/latch/model/world"
 )
 
-const usage = `latchsim: lock-policy simulator and replay
+const usage = `latchsim: lock-policy simulator, prover and replay
 
 Usage:
+  latchsim run --scenario NAME|FILE [--preset NAME | --policy FILE] [--set K=V]... [--duration 365d] [--seed N]
+      Simulate a site's users and attackers through a policy; metrics, --json, --report DIR, --trace FILE.
+  latchsim compare --scenario NAME --presets latch,annke,keycloak,...
+      The same scenario and seed through each policy: one table, one chart.
+  latchsim sweep --scenario NAME --vary pair.threshold=3..10 --vary pair.base=1m,5m ...
+      A parameter grid in parallel; CSV, a Pareto chart and the recommended policy file.
+  latchsim scenarios
+      List the built-in scenarios.
+  latchsim prove [--preset NAME | --policy FILE] [--set K=V]... [--json]
+      Model-check a policy: every SPEC §8 invariant, P-NODOS and P-BUDGET.
   latchsim replay [--preset NAME | --policy FILE] [--set K=V]... [TRACE] < trace.jsonl
       Replay a SPEC §9 trace through the model; one JSON line out per line in.
   latchsim policy show [--preset NAME | --policy FILE] [--set K=V]...
@@ -40,6 +50,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "replay":
 		return replay(args[1:], stdin, stdout, stderr)
+	case "run":
+		return runCmd(args[1:], stdout, stderr)
+	case "compare":
+		return compareCmd(args[1:], stdout, stderr)
+	case "sweep":
+		return sweepCmd(args[1:], stdout, stderr)
+	case "scenarios":
+		return scenariosCmd(args[1:], stdout, stderr)
+	case "prove":
+		return proveCmd("latchsim", args[1:], stdout, stderr)
 	case "policy":
 		return policyCmd("latchsim", args[1:], stdout, stderr)
 	case "presets":

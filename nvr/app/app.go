@@ -123,6 +123,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	defer svc.Close()
 	if policy.Disabled {
 		log.Warn("lockout protection is DISABLED by the policy (enabled: false)")
 	}

@@ -250,12 +250,13 @@ func describeUserChange(b, a store.User) string {
 func (s *Service) setKeyDisabled(ctx context.Context, tx *store.Tx, pr model.Principal, disabled bool, wall int64) error {
 	now := model.Instant(s.clk.Instant())
 	id := store.KeyID{Kind: store.KindPrincipal, Principal: string(pr)}
-	k, version, err := s.loadKey(ctx, tx, id, now, wall)
+	lk, err := s.loadKey(ctx, tx, id, now, wall)
 	if err != nil {
 		return err
 	}
+	k := lk.value
 	k.Disabled = disabled
-	return s.storeKey(ctx, tx, id, version, k, now, wall)
+	return s.storeKey(ctx, tx, id, lk, k, now, wall, false)
 }
 
 // DeleteUser removes a user, never the last enabled admin.
@@ -354,25 +355,10 @@ func (s *Service) Unlock(ctx context.Context, actor Actor, sc UnlockScope) (int,
 		var ids []store.KeyID
 		switch {
 		case sc.All:
-			keys, err := tx.ListNotOpen(ctx)
-			if err != nil {
+			// Every key, open ones with counters too (INV-RESET).
+			var err error
+			if ids, err = s.reader.allKeyIDs(ctx); err != nil {
 				return err
-			}
-			for _, k := range keys {
-				ids = append(ids, k.KeyID)
-			}
-			users, err := tx.ListUsers(ctx)
-			if err != nil {
-				return err
-			}
-			for _, u := range users {
-				pk, err := tx.ListPrincipalKeys(ctx, u.Name)
-				if err != nil {
-					return err
-				}
-				for _, k := range pk {
-					ids = append(ids, k.KeyID)
-				}
 			}
 		case !sc.Source.IsZero():
 			ids = []store.KeyID{
@@ -432,15 +418,16 @@ func (s *Service) unlockPrincipalTx(ctx context.Context, tx *store.Tx, pr model.
 // unlockKeyTx opens one key; it reports 1 if the key was refusing.
 func (s *Service) unlockKeyTx(ctx context.Context, tx *store.Tx, id store.KeyID, wall int64) (int, error) {
 	now := model.Instant(s.clk.Instant())
-	k, version, err := s.loadKey(ctx, tx, id, now, wall)
+	lk, err := s.loadKey(ctx, tx, id, now, wall)
 	if err != nil {
 		return 0, err
 	}
 	p := s.Policy()
+	k := lk.value
 	k.Key, _ = model.Advance(k.Key, kindOf(id.Kind), now, &p)
 	was := k.Mode != model.Open
 	k = model.UnlockPair(k)
-	if err := s.storeKey(ctx, tx, id, version, k, now, wall); err != nil {
+	if err := s.storeKey(ctx, tx, id, lk, k, now, wall, false); err != nil {
 		return 0, err
 	}
 	if was {
@@ -489,7 +476,7 @@ func (s *Service) ListLocks(ctx context.Context) ([]Lock, error) {
 		if err != nil {
 			return nil, fmt.Errorf("auth: locks: %s: %w", ks.KeyID, err)
 		}
-		k, _ := model.Advance(s.restore(sk, now, wall).Key, kindOf(ks.Kind), now, &p)
+		k, _ := model.Advance(s.restore(ks.KeyID, ks.Version, sk, now, wall).Key, kindOf(ks.Kind), now, &p)
 		if k.Mode == model.Open {
 			continue
 		}
@@ -584,42 +571,28 @@ func (s *Service) Maintain(ctx context.Context) error {
 	})
 }
 
-// Reanchor re-persists every refusing key and every user's keys at the
-// current wall time: on a wall-clock step seen while running and on a clean
-// shutdown, so a later restart never counts the step, or the time this
-// process already measured, as time served (R-RESTART). On shutdown it
-// also seals every refusal aggregate.
+// Reanchor re-persists every key at the current instant and wall time: on
+// a wall-clock step seen while running and on a clean shutdown, so a later
+// restart never counts the step, or the time this process already
+// measured, as time served (R-RESTART; docs/SPEC.md §5: every snapshot,
+// open keys with counters and levels included). On shutdown it also seals
+// every refusal aggregate.
 func (s *Service) Reanchor(ctx context.Context, shutdown bool) (int, error) {
 	now := model.Instant(s.clk.Instant())
 	wall := s.clk.Now().UnixNano()
 	n := 0
 	err := s.db.WithTx(ctx, func(tx *store.Tx) error {
-		keys, err := tx.ListNotOpen(ctx)
+		n = 0
+		ids, err := s.reader.allKeyIDs(ctx)
 		if err != nil {
 			return err
 		}
-		users, err := tx.ListUsers(ctx)
-		if err != nil {
-			return err
-		}
-		for _, u := range users {
-			pk, err := tx.ListPrincipalKeys(ctx, u.Name)
+		for _, id := range ids {
+			lk, err := s.loadKey(ctx, tx, id, now, wall)
 			if err != nil {
 				return err
 			}
-			keys = append(keys, pk...)
-		}
-		seen := map[store.KeyID]bool{}
-		for _, ks := range keys {
-			if seen[ks.KeyID] {
-				continue
-			}
-			seen[ks.KeyID] = true
-			k, version, err := s.loadKey(ctx, tx, ks.KeyID, now, wall)
-			if err != nil {
-				return err
-			}
-			if err := s.storeKey(ctx, tx, ks.KeyID, version, k, now, wall); err != nil {
+			if err := s.storeKey(ctx, tx, id, lk, lk.value, now, wall, true); err != nil {
 				return err
 			}
 			n++

@@ -2,7 +2,10 @@ package auth
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"math"
+	"strconv"
 	"time"
 
 	"github.com/latchnvr/latch/model"
@@ -18,39 +21,34 @@ func (s *Service) auditAttempt(ctx context.Context, tx *store.Tx, pr model.Princ
 	if !console {
 		src = a.Source.String()
 	}
-	det := detail{Modes: modesJSON(d, console), Effects: d.Effects.Names()}
-	rec := store.AuditRecord{
-		WallNS: wall, InstantNS: int64(now), Principal: string(pr), Source: src,
-		Channel: store.Channel(a.Channel.String()), Count: 1, FirstWallNS: wall, LastWallNS: wall,
-	}
-	switch {
-	case totpRequired:
-		rec.Outcome, rec.Reason = "totp_required", "right password; second factor needed"
-	case d.Verdict == model.Refused:
-		rec.Outcome = "refused"
-		rec.Reason = "refused before verification: " + d.Scope.String() + " (R-ADMIT)"
-		rec.KeyKind = scopeKind(d.Scope, console)
-		det.Scope = d.Scope.String()
-		det.RetryAfter = d.RetryAfter.Seconds()
-	case d.Verdict == model.Allowed:
-		rec.Outcome, rec.Reason = "success", "right secret (R-SUCCESS)"
-	case d.Effects&model.EffRepeat != 0:
-		rec.Outcome, rec.Reason = "repeat", "repeated wrong secret: recorded, not counted (R-REPLAY)"
-	case d.Effects&model.EffCounted == 0:
-		rec.Outcome, rec.Reason = "wrong_secret", "wrong secret; protection disabled"
-	default:
-		rec.Outcome, rec.Reason = "wrong_secret", "wrong secret: counted (R-FAIL)"
-		if d.Remaining >= 0 {
-			r := d.Remaining
-			det.Remaining = &r
-		}
-	}
-	rec.Detail = mustJSON(det)
-	var err error
-	if d.Verdict == model.Refused {
-		rec.Aggregate = true
-		_, _, err = tx.AppendOrAggregateRefusal(ctx, rec, wall/int64(time.Minute))
+	var (
+		rec store.AuditRecord
+		err error
+	)
+	if d.Verdict == model.Refused && !totpRequired {
+		var bucket int64
+		rec, bucket = s.refusalRecord(pr, a.Channel, src, d, now, wall)
+		_, _, err = tx.AppendOrAggregateRefusal(ctx, rec, bucket)
 	} else {
+		rec = store.AuditRecord{
+			WallNS: wall, InstantNS: int64(now), Principal: string(pr), Source: src,
+			Channel: store.Channel(a.Channel.String()), Count: 1, FirstWallNS: wall, LastWallNS: wall,
+		}
+		remaining := -1
+		switch {
+		case totpRequired:
+			rec.Outcome, rec.Reason = "totp_required", "right password; second factor needed"
+		case d.Verdict == model.Allowed:
+			rec.Outcome, rec.Reason = "success", "right secret (R-SUCCESS)"
+		case d.Effects&model.EffRepeat != 0:
+			rec.Outcome, rec.Reason = "repeat", "repeated wrong secret: recorded, not counted (R-REPLAY)"
+		case d.Effects&model.EffCounted == 0:
+			rec.Outcome, rec.Reason = "wrong_secret", "wrong secret; protection disabled"
+		default:
+			rec.Outcome, rec.Reason = "wrong_secret", "wrong secret: counted (R-FAIL)"
+			remaining = d.Remaining
+		}
+		rec.Detail = detailJSON(d, console, false, remaining)
 		_, err = tx.AppendAudit(ctx, rec)
 	}
 	if err != nil {
@@ -107,6 +105,125 @@ func keyChange(b, a model.Key, now model.Instant) (string, string) {
 		return "decay", fmt.Sprintf("level decayed from %d to %d (R-ADVANCE)", b.Level, a.Level)
 	}
 	return "", ""
+}
+
+// refusalReasons are the audit reasons of refusals, by scope: built once,
+// not per refusal.
+var refusalReasons = func() [model.ScopeConsole + 1]string {
+	var r [model.ScopeConsole + 1]string
+	for s := range r {
+		r[s] = "refused before verification: " + model.Scope(s).String() + " (R-ADMIT)"
+	}
+	return r
+}()
+
+// refusalRecord is a refusal's aggregated audit record and its minute
+// bucket (R-AUDIT).
+func (s *Service) refusalRecord(pr model.Principal, ch model.Channel, src string, d model.Decision, now model.Instant, wall int64) (store.AuditRecord, int64) {
+	console := ch == model.Console
+	channel := store.ChannelRemote
+	if console {
+		channel = store.ChannelConsole
+	}
+	reason := ""
+	if int(d.Scope) < len(refusalReasons) {
+		reason = refusalReasons[d.Scope]
+	}
+	return store.AuditRecord{
+		WallNS: wall, InstantNS: int64(now), Principal: string(pr), Source: src, Channel: channel,
+		Count: 1, FirstWallNS: wall, LastWallNS: wall, Aggregate: true,
+		Outcome: "refused", Reason: reason, KeyKind: scopeKind(d.Scope, console),
+		Detail: detailJSON(d, console, true, -1),
+	}, wall / int64(time.Minute)
+}
+
+// detailJSON is an attempt's audit detail: the modes of its keys after the
+// decision, its effects, and for a refusal the scope and retry-after, for
+// a counted failure the remaining tries. It writes the same bytes
+// encoding/json writes for
+//
+//	{"modes":{...},"effects":[...],"retry_after_seconds":N,"remaining":N,"scope":"..."}
+//
+// (empty fields omitted, map keys sorted), without reflection or maps: it
+// runs for every refusal of a flood.
+func detailJSON(d model.Decision, console, refusal bool, remaining int) json.RawMessage {
+	b := make([]byte, 0, 160)
+	b = append(b, `{"modes":{"console":"`...)
+	b = append(b, d.Modes[model.KindConsole].String()...)
+	if !console {
+		b = append(b, `","pair":"`...)
+		b = append(b, d.Modes[model.KindPair].String()...)
+	}
+	b = append(b, `","principal":"`...)
+	b = append(b, d.Modes[model.KindPrincipal].String()...)
+	if !console {
+		b = append(b, `","source":"`...)
+		b = append(b, d.Modes[model.KindSource].String()...)
+	}
+	b = append(b, `"}`...)
+	if d.Effects != 0 {
+		b = append(b, `,"effects":[`...)
+		first := true
+		for i, n := range effectNames {
+			if d.Effects&(1<<i) == 0 {
+				continue
+			}
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = append(b, '"')
+			b = append(b, n...)
+			b = append(b, '"')
+		}
+		b = append(b, ']')
+	}
+	if refusal && d.RetryAfter != 0 {
+		b = append(b, `,"retry_after_seconds":`...)
+		b = appendJSONFloat(b, d.RetryAfter.Seconds())
+	}
+	if remaining >= 0 {
+		b = append(b, `,"remaining":`...)
+		b = strconv.AppendInt(b, int64(remaining), 10)
+	}
+	if refusal && d.Scope != model.ScopeNone {
+		b = append(b, `,"scope":"`...)
+		b = append(b, d.Scope.String()...)
+		b = append(b, '"')
+	}
+	return append(b, '}')
+}
+
+// effectNames are model.Effects' names by bit, as Effects.Names gives them.
+var effectNames = func() []string {
+	var names []string
+	for i := 0; i < 32; i++ {
+		n := model.Effects(1 << i).Names()
+		if len(n) == 0 {
+			break
+		}
+		names = append(names, n[0])
+	}
+	return names
+}()
+
+// appendJSONFloat formats f as encoding/json does.
+func appendJSONFloat(b []byte, f float64) []byte {
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// clean up e-09 to e-9
+		n := len(b)
+		if n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
 }
 
 func scopeKind(s model.Scope, console bool) store.KeyKind {

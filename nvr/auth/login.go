@@ -57,7 +57,13 @@ type verification struct {
 // Login decides one attempt (SPEC §3): both phases under the principal's
 // and the source's stripes, the secret verified only when admitted, and the
 // keys, the audit records, notifications and the session committed in one
-// transaction.
+// transaction (R-ATOMIC), shared with concurrent attempts (group commit).
+//
+// A refusal that changes no key (the common case under a flood: the pair
+// is locked, nothing extends, nothing expires) writes only its audit count,
+// so it gives up its stripes before waiting for its commit: it read and
+// decided with the stripes held, and it has nothing for a later attempt to
+// read. It still answers only after the commit.
 func (s *Service) Login(ctx context.Context, a Attempt) (Result, error) {
 	pr, err := model.CanonicalPrincipal(a.Username)
 	if err != nil {
@@ -72,32 +78,75 @@ func (s *Service) Login(ctx context.Context, a Attempt) (Result, error) {
 	if a.Channel == model.Console {
 		a.Source = model.Source{}
 	}
+	src := ""
+	if !a.Source.IsZero() {
+		src = a.Source.String()
+	}
 	unlock := s.lockKeys(pr, a.Source)
-	defer unlock()
-
-	user, err := s.db.GetUserByName(ctx, string(pr))
-	known := err == nil
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return Result{}, fmt.Errorf("auth: login: %w", err)
-	}
-	role := model.RoleViewer
-	if known {
-		role = roleOf(user.Role)
-	}
-	att := model.Attempt{Channel: a.Channel, Role: role, Print: model.Fingerprint(*s.deviceKey.Load(), a.Secret)}
-	var ver verification
+	held := true
+	defer func() {
+		if held {
+			unlock()
+		}
+	}()
+	// Writes run inside a batch another caller may lead: never cancelled
+	// half-way by this caller's context.
+	wctx := context.WithoutCancel(ctx)
+	ids := keyIDs(pr, a.Source)
+	var (
+		ver      verification
+		user     store.User
+		haveUser bool
+	)
 	for try := 0; try < maxRetries; try++ {
 		now, wall := model.Instant(s.clk.Instant()), s.clk.Now().UnixNano()
-		ids := keyIDs(pr, a.Source)
-		l, err := s.load(ctx, s.db, ids, now, wall)
+		stored, urow, err := s.reader.readAttempt(ctx, pr, src)
 		if err != nil {
 			return Result{}, err
 		}
-		l.view.Principal.Disabled = known && (user.Disabled || (user.ExpiresNS != 0 && user.ExpiresNS <= wall))
+		var l loaded
+		for k := model.Kind(0); k < model.NumKinds; k++ {
+			if ids[k].Kind != "" {
+				l.set(k, s.fromStored(ids[k], stored[k], now, wall))
+			}
+		}
+		known := urow.known
+		role := model.RoleViewer
+		if known {
+			role = roleOf(urow.role)
+		}
+		l.view.Principal.Disabled = known && (urow.disabled || (urow.expiresNS != 0 && urow.expiresNS <= wall))
 		p := s.Policy()
+		// The fingerprint is a MAC of the secret: computed only once the
+		// attempt is admitted (R-NOORACLE: a refusal spends no work on it).
+		att := model.Attempt{Channel: a.Channel, Role: role}
 		v, d := model.Admit(l.view, att, now, &p)
-		res := Result{Principal: pr, DecidedAt: now}
+		res := Result{Principal: pr, DecidedAt: now, Decision: d}
+		if d.Verdict == model.Refused && !viewNeedsWrite(ids, &l, v) {
+			rec, bucket := s.refusalRecord(pr, a.Channel, src, d, now, wall)
+			held = false
+			unlock()
+			err := s.commit.do(func(tx *store.Tx) error {
+				_, _, err := tx.AppendOrAggregateRefusal(wctx, rec, bucket)
+				return err
+			})
+			if err != nil {
+				return Result{}, fmt.Errorf("auth: login: audit: %w", err)
+			}
+			return res, nil
+		}
 		if d.Verdict == model.Admitted {
+			if !haveUser && known {
+				if user, err = s.db.GetUserByName(ctx, string(pr)); err != nil && !errors.Is(err, store.ErrNotFound) {
+					return Result{}, fmt.Errorf("auth: login: %w", err)
+				}
+				haveUser = err == nil
+			}
+			if known != haveUser || (known && (roleOf(user.Role) != role || user.Disabled != urow.disabled || user.ExpiresNS != urow.expiresNS)) {
+				// The user changed between the two reads: decide again.
+				haveUser = false
+				continue
+			}
 			if !ver.done {
 				// Phase two's expensive part, still holding the stripes:
 				// parallel attempts on this principal wait, never fail.
@@ -107,23 +156,23 @@ func (s *Service) Login(ctx context.Context, a Attempt) (Result, error) {
 			}
 			if ver.needOTP {
 				res.TOTPRequired = true
-				d.Verdict = model.Admitted
 			} else {
+				att.Print = model.Fingerprint(*s.deviceKey.Load(), a.Secret)
 				v, d = model.Record(v, att, ver.outcome, now, &p)
+				res.Decision = d
 			}
 		}
-		res.Decision = d
-		err = s.db.WithTx(ctx, func(tx *store.Tx) error {
-			if err := s.storeView(ctx, tx, ids, l, v, now, wall); err != nil {
+		err = s.commit.do(func(tx *store.Tx) error {
+			if err := s.storeView(wctx, tx, ids, &l, v, now, wall); err != nil {
 				return err
 			}
-			if err := s.auditAttempt(ctx, tx, pr, a, l.view, v, d, res.TOTPRequired, now, wall); err != nil {
+			if err := s.auditAttempt(wctx, tx, pr, a, l.view, v, d, res.TOTPRequired, now, wall); err != nil {
 				return err
 			}
 			if d.Verdict != model.Allowed || !known {
 				return nil
 			}
-			return s.onSuccess(ctx, tx, &res, user, a, d, wall)
+			return s.onSuccess(wctx, tx, &res, user, a, d, wall)
 		})
 		if errors.Is(err, errStale) {
 			continue

@@ -24,8 +24,10 @@ type Config struct {
 	Hasher *Hasher
 	Policy model.Policy
 	// BootID identifies this process's monotonic clock; 0 picks a random
-	// one. Key states written under another boot are restored by wall time
-	// (R-RESTART), those of this boot by instants (R-MONO).
+	// one. Key states written under this boot are restored by instants
+	// (R-MONO); those an earlier boot wrote, by the wall clock as of this
+	// service's start (R-RESTART); those another process writes while this
+	// one runs (the console CLI), by the wall clock now (see restore).
 	BootID uint64
 	// SessionIdle and SessionAbsolute bound sessions (0: 30 min and 12 h).
 	SessionIdle, SessionAbsolute time.Duration
@@ -51,6 +53,21 @@ type Service struct {
 	sourceLocks    [64]sync.Mutex
 
 	deviceKey atomic.Pointer[[]byte]
+
+	// bootInstant and bootWall are the clock when this service started:
+	// keys written by an earlier boot are restored as of that moment
+	// (R-RESTART), and from then on only instants count (R-MONO).
+	bootInstant model.Instant
+	bootWall    int64
+	// preBoot holds, for every key stored when this service started, the
+	// version and wall anchor it had: a key of another boot id still at
+	// them is an earlier boot's; any other was written since by another
+	// process running beside this one (the console CLI). Read-only after
+	// New.
+	preBoot map[uint64]preBootKey
+
+	reader *reader
+	commit committer
 }
 
 // ErrInvalidInput names a malformed request field.
@@ -84,14 +101,27 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
 	s := &Service{db: db, clk: cfg.Clock, hasher: cfg.Hasher, bootID: cfg.BootID, log: cfg.Log,
-		idle: cfg.SessionIdle, abs: cfg.SessionAbsolute}
+		idle: cfg.SessionIdle, abs: cfg.SessionAbsolute, commit: committer{db: db},
+		bootInstant: model.Instant(cfg.Clock.Instant()), bootWall: cfg.Clock.Now().UnixNano()}
 	p := cfg.Policy
 	s.policy.Store(&p)
 	if err := s.loadDeviceKey(context.Background()); err != nil {
 		return nil, err
 	}
+	var err error
+	if s.reader, err = openReader(db.Path()); err != nil {
+		return nil, err
+	}
+	if s.preBoot, err = s.reader.preBootKeys(context.Background()); err != nil {
+		s.reader.close()
+		return nil, err
+	}
 	return s, nil
 }
+
+// Close releases what the service holds beside the store (its read
+// connections). Close the service before the store.
+func (s *Service) Close() error { return s.reader.close() }
 
 func (s *Service) loadDeviceKey(ctx context.Context) error {
 	dev, err := s.db.GetDevice(ctx)
@@ -150,60 +180,95 @@ type keyReader interface {
 	GetKeyState(ctx context.Context, id store.KeyID) (store.KeyState, error)
 }
 
-// loaded is a View with the store versions it was read at.
+// loadedKey is one key as read: its value restored to the current instant,
+// the store version it was read at (0: no row), and whether this boot
+// wrote it. The persistence rule (storeKey) needs all three.
+type loadedKey struct {
+	value   model.Pair
+	version int64
+	ours    bool
+}
+
+// loaded is a View with what was read of each of its keys.
 type loaded struct {
-	view     model.View
-	versions [model.NumKinds]int64
+	view model.View
+	keys [model.NumKinds]loadedKey
 }
 
-func (s *Service) load(ctx context.Context, q keyReader, ids [model.NumKinds]store.KeyID, now model.Instant, wall int64) (loaded, error) {
-	var l loaded
-	for k := model.Kind(0); k < model.NumKinds; k++ {
-		if ids[k].Kind == "" {
-			continue
-		}
-		pr, version, err := s.loadKey(ctx, q, ids[k], now, wall)
-		if err != nil {
-			return l, err
-		}
-		l.versions[k] = version
-		switch k {
-		case model.KindPair:
-			l.view.Pair = pr
-		case model.KindSource:
-			l.view.Source = pr.Key
-		case model.KindPrincipal:
-			l.view.Principal = pr.Key
-		case model.KindConsole:
-			l.view.Console = pr.Key
-		}
+// fromStored restores a stored key (version 0: no row, a fresh open key).
+func (s *Service) fromStored(id store.KeyID, st storedKey, now model.Instant, wall int64) loadedKey {
+	if st.version == 0 {
+		return loadedKey{ours: true}
 	}
-	return l, nil
+	return loadedKey{value: s.restore(id, st.version, st.sk, now, wall), version: st.version, ours: st.sk.BootID == s.bootID}
 }
 
-func (s *Service) loadKey(ctx context.Context, q keyReader, id store.KeyID, now model.Instant, wall int64) (model.Pair, int64, error) {
+func (l *loaded) set(k model.Kind, lk loadedKey) {
+	l.keys[k] = lk
+	switch k {
+	case model.KindPair:
+		l.view.Pair = lk.value
+	case model.KindSource:
+		l.view.Source = lk.value.Key
+	case model.KindPrincipal:
+		l.view.Principal = lk.value.Key
+	case model.KindConsole:
+		l.view.Console = lk.value.Key
+	}
+}
+
+func (s *Service) loadKey(ctx context.Context, q keyReader, id store.KeyID, now model.Instant, wall int64) (loadedKey, error) {
 	ks, err := q.GetKeyState(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return model.Pair{}, 0, nil
+		return loadedKey{ours: true}, nil
 	}
 	if err != nil {
-		return model.Pair{}, 0, fmt.Errorf("auth: load %s: %w", id, err)
+		return loadedKey{}, fmt.Errorf("auth: load %s: %w", id, err)
 	}
 	sk, err := DecodeKey(ks.State)
 	if err != nil {
-		return model.Pair{}, 0, fmt.Errorf("auth: load %s: %w", id, err)
+		return loadedKey{}, fmt.Errorf("auth: load %s: %w", id, err)
 	}
-	return s.restore(sk, now, wall), ks.Version, nil
+	return s.fromStored(id, storedKey{sk: sk, version: ks.Version}, now, wall), nil
 }
 
-// restore brings a stored key to the current instant: within this boot by
-// the monotonic clock (a wall step never counts, R-MONO), after a reboot by
-// the wall clock, clamped (R-RESTART).
-func (s *Service) restore(sk StoredKey, now model.Instant, wall int64) model.Pair {
-	if sk.BootID == s.bootID {
+// restore brings a stored key, read at the given store version, to the
+// current instant:
+//
+//   - a key this boot wrote, by the monotonic clock: a wall step never
+//     counts (R-MONO);
+//   - a key an earlier boot wrote, as of this boot's start, by the wall
+//     clock then (R-RESTART: remaining' = remaining − clamp(wall_now −
+//     wall_saved)), so a wall step after the restart is not time served
+//     either;
+//   - a key another process wrote while this one runs (the console CLI,
+//     with its own boot id and instants), by the wall clock now: the two
+//     processes share only that. A wall step between its write and now
+//     counts; the step watch re-anchors every key within seconds of one.
+func (s *Service) restore(id store.KeyID, version int64, sk StoredKey, now model.Instant, wall int64) model.Pair {
+	switch {
+	case sk.BootID == s.bootID:
 		return model.Restore(sk.Snapshot, now, sk.Snapshot.WallAnchor+int64(now.Sub(sk.SavedAt)))
+	case s.preBoot[keyHash(id)] == preBootKey{version: version, anchor: sk.Snapshot.WallAnchor}:
+		return model.Restore(sk.Snapshot, s.bootInstant, s.bootWall)
 	}
 	return model.Restore(sk.Snapshot, now, wall)
+}
+
+// preBootKey is a key as it was stored when the service started.
+type preBootKey struct{ version, anchor int64 }
+
+// keyHash names a key in preBoot in 8 bytes rather than its strings (a
+// flood leaves many keys); a collision would also need equal versions and
+// nanosecond anchors to matter.
+func keyHash(id store.KeyID) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(id.Kind))
+	h.Write([]byte{0})
+	h.Write([]byte(id.Principal))
+	h.Write([]byte{0})
+	h.Write([]byte(id.Source))
+	return h.Sum64()
 }
 
 // keyWriter is what storing needs of a *store.Tx.
@@ -213,37 +278,47 @@ type keyWriter interface {
 	DeleteKeyState(ctx context.Context, id store.KeyID) error
 }
 
-// errStale means a key changed since it was loaded (another process, such
+// errStale means a key changed since it was read (another process, such
 // as the console, wrote it): decide again.
 var errStale = errors.New("key state changed since it was read")
 
-// storeKey writes one key if it is still at the version it was read at.
-func (s *Service) storeKey(ctx context.Context, tx keyWriter, id store.KeyID, version int64, pr model.Pair, now model.Instant, wall int64) error {
-	cur := int64(0)
-	ks, err := tx.GetKeyState(ctx, id)
-	switch {
-	case err == nil:
-		cur = ks.Version
-	case !errors.Is(err, store.ErrNotFound):
-		return fmt.Errorf("auth: store %s: %w", id, err)
-	}
-	if cur != version {
-		return errStale
+// needsWrite is the persistence rule: an act writes a key when it changed
+// the key, or when the stored key is an earlier boot's (so that from now
+// on it is restored by instants, R-MONO). An unchanged key of this boot
+// stays as it is: a flood of refusals writes no key at all.
+func (lk loadedKey) needsWrite(after model.Pair) bool { return !lk.ours || after != lk.value }
+
+// storeKey writes one key at instant now and wall time wall if the
+// persistence rule (or force: re-anchoring) says so, and only if it is
+// still at the version it was read at; a key that became zero is deleted.
+func (s *Service) storeKey(ctx context.Context, tx keyWriter, id store.KeyID, lk loadedKey, pr model.Pair, now model.Instant, wall int64, force bool) error {
+	if !force && !lk.needsWrite(pr) {
+		return nil
 	}
 	if pr == (model.Pair{}) {
-		if version == 0 {
+		if lk.version == 0 {
 			return nil
+		}
+		// Deleting has no compare-and-swap of its own.
+		ks, err := tx.GetKeyState(ctx, id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return errStale
+		case err != nil:
+			return fmt.Errorf("auth: store %s: %w", id, err)
+		case ks.Version != lk.version:
+			return errStale
 		}
 		return tx.DeleteKeyState(ctx, id)
 	}
 	snap := model.Persist(pr, now, wall)
-	_, err = tx.PutKeyState(ctx, store.KeyState{
+	_, err := tx.PutKeyState(ctx, store.KeyState{
 		KeyID:        id,
 		Mode:         storeMode(pr.Mode),
 		State:        EncodeKey(StoredKey{Snapshot: snap, BootID: s.bootID, SavedAt: now}),
 		RemainingNS:  int64(snap.RemainingAt()),
 		WallAnchorNS: wall,
-		Version:      version,
+		Version:      lk.version,
 	})
 	if errors.Is(err, store.ErrVersionConflict) {
 		return errStale
@@ -261,40 +336,38 @@ func storeMode(m model.Mode) store.KeyMode {
 	return store.ModeOpen
 }
 
-func (s *Service) storeView(ctx context.Context, tx keyWriter, ids [model.NumKinds]store.KeyID, l loaded, v model.View, now model.Instant, wall int64) error {
-	pairs := [model.NumKinds]model.Pair{
+// viewKeys splits a View into its keys, indexed by kind.
+func viewKeys(v model.View) [model.NumKinds]model.Pair {
+	return [model.NumKinds]model.Pair{
 		model.KindPair:      v.Pair,
 		model.KindSource:    {Key: v.Source},
 		model.KindPrincipal: {Key: v.Principal},
 		model.KindConsole:   {Key: v.Console},
 	}
+}
+
+// viewNeedsWrite reports whether storing v would write any key.
+func viewNeedsWrite(ids [model.NumKinds]store.KeyID, l *loaded, v model.View) bool {
+	after := viewKeys(v)
+	for k := model.Kind(0); k < model.NumKinds; k++ {
+		if ids[k].Kind != "" && l.keys[k].needsWrite(after[k]) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Service) storeView(ctx context.Context, tx keyWriter, ids [model.NumKinds]store.KeyID, l *loaded, v model.View, now model.Instant, wall int64) error {
+	after := viewKeys(v)
 	for k := model.Kind(0); k < model.NumKinds; k++ {
 		if ids[k].Kind == "" {
 			continue
 		}
-		if err := s.storeKey(ctx, tx, ids[k], l.versions[k], pairs[k], now, wall); err != nil {
+		if err := s.storeKey(ctx, tx, ids[k], l.keys[k], after[k], now, wall, false); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// detail is the JSON detail of an attempt's audit record.
-type detail struct {
-	Modes      map[string]string `json:"modes"`
-	Effects    []string          `json:"effects,omitempty"`
-	RetryAfter float64           `json:"retry_after_seconds,omitempty"`
-	Remaining  *int              `json:"remaining,omitempty"`
-	Scope      string            `json:"scope,omitempty"`
-}
-
-func modesJSON(d model.Decision, console bool) map[string]string {
-	m := map[string]string{"principal": d.Modes[model.KindPrincipal].String(), "console": d.Modes[model.KindConsole].String()}
-	if !console {
-		m["pair"] = d.Modes[model.KindPair].String()
-		m["source"] = d.Modes[model.KindSource].String()
-	}
-	return m
 }
 
 func mustJSON(v any) json.RawMessage {

@@ -42,6 +42,9 @@ func newRig(t *testing.T, p model.Policy) *rig {
 // open (re)opens the database as a process with the given boot id would.
 func (r *rig) open(p model.Policy, boot uint64) {
 	r.t.Helper()
+	if r.svc != nil {
+		r.svc.Close()
+	}
 	if r.db != nil {
 		r.db.Close()
 	}
@@ -55,6 +58,7 @@ func (r *rig) open(p model.Policy, boot uint64) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
+	r.t.Cleanup(func() { svc.Close() })
 	r.svc = svc
 }
 

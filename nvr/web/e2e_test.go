@@ -60,6 +60,11 @@ func TestBrowserEndToEnd(t *testing.T) {
 	}
 	text := func(step string, sel chromedp.CSS) string {
 		t.Helper()
+		// Wait for the element on a settled page: a navigation in flight
+		// would invalidate the node between finding and reading it.
+		if err := chromedp.Do(bctx, chromedp.WaitVisible(chromedp.CSS(`body[data-ready]`)), chromedp.WaitVisible(sel)); err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
 		v, err := chromedp.Run(bctx, chromedp.Text(sel))
 		if err != nil {
 			t.Fatalf("%s: %v", step, err)
@@ -146,7 +151,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 	)
 
 	// 6. Bob signs in.
-	do("bob signs in", signIn("bob", bobPass), chromedp.WaitVisible(chromedp.CSS(`body[data-page="dashboard"]`)))
+	do("bob signs in", signIn("bob", bobPass), chromedp.WaitVisible(chromedp.CSS(`body[data-page="dashboard"][data-ready]`)))
 	if who := text("who", "header .who"); !strings.HasPrefix(strings.TrimSpace(who), "bob") {
 		t.Fatalf("signed in as %q", who)
 	}
