@@ -36,6 +36,11 @@ type Config struct {
 
 // Service decides logins and administers users, keys and sessions.
 type Service struct {
+	// racy breaks R-ATOMIC on purpose (tests only: the linearizability
+	// check must catch it): no stripes, and blind writes over whatever
+	// version is stored.
+	racy bool
+
 	db     *store.DB
 	clk    clock.Clock
 	hasher *Hasher
@@ -153,6 +158,9 @@ func stripe(name string, n int) int {
 
 // lockKeys takes the principal's and the source's stripes, in that order.
 func (s *Service) lockKeys(pr model.Principal, src model.Source) func() {
+	if s.racy {
+		return func() {}
+	}
 	pm := &s.principalLocks[stripe(string(pr), len(s.principalLocks))]
 	pm.Lock()
 	if src.IsZero() {
@@ -294,6 +302,13 @@ func (lk loadedKey) needsWrite(after model.Pair) bool { return !lk.ours || after
 func (s *Service) storeKey(ctx context.Context, tx keyWriter, id store.KeyID, lk loadedKey, pr model.Pair, now model.Instant, wall int64, force bool) error {
 	if !force && !lk.needsWrite(pr) {
 		return nil
+	}
+	if s.racy {
+		if ks, err := tx.GetKeyState(ctx, id); err == nil {
+			lk.version = ks.Version
+		} else {
+			lk.version = 0
+		}
 	}
 	if pr == (model.Pair{}) {
 		if lk.version == 0 {
