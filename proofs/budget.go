@@ -90,7 +90,7 @@ func (h *budgetHeap) Less(i, j int) bool {
 	return a.count > b.count
 }
 func (h *budgetHeap) Swap(i, j int) { h.n[i], h.n[j] = h.n[j], h.n[i] }
-func (h *budgetHeap) Push(x any)   { h.n = append(h.n, x.(*budgetNode)) }
+func (h *budgetHeap) Push(x any)    { h.n = append(h.n, x.(*budgetNode)) }
 func (h *budgetHeap) Pop() (x any) {
 	x, h.n = h.n[len(h.n)-1], h.n[:len(h.n)-1]
 	return x

@@ -47,7 +47,7 @@ const (
 	numInv
 	// invNoDoS is the P-NODOS probe of the attack search; it is a policy
 	// property, not a universal invariant.
-	invNoDoS = numInv
+	invNoDoS  = numInv
 	numChecks = numInv + 1
 )
 
