@@ -33,7 +33,7 @@ fuzz:
 	done
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./model/ ./proofs/ ./nvr/... 2>&1 | tee bench.out
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./model/ ./sim/ ./proofs/ ./nvr/... 2>&1 | tee bench.out
 
 dist:
 	@mkdir -p $(DIST)
