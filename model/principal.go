@@ -35,10 +35,18 @@ func CanonicalPrincipal(name string) (Principal, error) {
 	if len(name) > 4*MaxPrincipalBytes {
 		return "", fmt.Errorf("%w: longer than %d bytes", ErrBadPrincipal, MaxPrincipalBytes)
 	}
-	s := norm.NFKC.String(name)
-	s = strings.TrimSpace(s)
-	s = norm.NFKC.String(folder.String(s))
-	s = strings.TrimSpace(s)
+	step := func(s string) string {
+		s = strings.TrimSpace(norm.NFKC.String(s))
+		return strings.TrimSpace(norm.NFKC.String(folder.String(s)))
+	}
+	// Folding is not idempotent for every script (Cherokee letters fold
+	// back and forth between their two cases), so take the smaller of one
+	// and two steps: the same for every member of such a cycle, and a fixed
+	// point everywhere else (found by FuzzCanonicalPrincipal).
+	s := step(name)
+	if t := step(s); t != s && t < s {
+		s = t
+	}
 	if s == "" {
 		return "", fmt.Errorf("%w: empty", ErrBadPrincipal)
 	}
