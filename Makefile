@@ -4,7 +4,8 @@ GO ?= go
 FUZZTIME ?= 30s
 PKGS := ./...
 DIST := dist
-LDFLAGS := -s -w
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
 
 .PHONY: run test lint proofs fuzz fuzz-ci bench dist graph clean
 
