@@ -26,12 +26,7 @@ proofs:
 
 # Every fuzz target, each for FUZZTIME (go test -fuzz runs one target at a time).
 fuzz:
-	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
-	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-	    echo "== $$pkg $$t ($(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s $$pkg; \
-	  done; \
-	done
+	@FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./model/ ./sim/ ./proofs/ ./nvr/... 2>&1 | tee bench.out
