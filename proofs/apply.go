@@ -405,13 +405,16 @@ func (c *ctx) burst(w *wstate, s int, ch model.Channel) {
 		// decide quickly, and if it ends the burst, decide it again fully
 		// from the same state (a burst is deterministic up to here).
 		pre := *w
+		var m tracerMark
+		if c.tr != nil {
+			m = c.tr.mark()
+		}
 		d, changed := c.attemptQ(w, s, ch, model.WrongSecret, false, true)
 		if d.Verdict == model.Refused || changed || i == burstMax-1 {
-			if !c.x.skip[invDeterminism] || c.tracing {
+			if (!c.x.skip[invDeterminism] || c.tracing) && !c.stopped {
 				*w = pre
 				if c.tr != nil {
-					c.tr.lines = c.tr.lines[:len(c.tr.lines)-1]
-					c.tr.nwrong--
+					c.tr.rollback(m)
 				}
 				c.attemptQ(w, s, ch, model.WrongSecret, false, false)
 			}
@@ -558,6 +561,9 @@ func (c *ctx) attemptQ(w *wstate, s int, ch model.Channel, o model.Outcome, repe
 		c.fail(invStructure, "Decide panicked on %s: %s", c.describe(vs, ch, o, isRepeat), panicked)
 		return model.Decision{Verdict: model.Refused}, true
 	}
+	if c.tr != nil {
+		c.tr.decide(d)
+	}
 	what := c.describe(vs, ch, o, isRepeat)
 	if d.Verdict > model.Failed || d.Verdict == model.Admitted {
 		c.fail(invStructure, "%s: Decide returned verdict %s", what, d.Verdict)
@@ -588,7 +594,7 @@ func (c *ctx) attemptQ(w *wstate, s int, ch model.Channel, o model.Outcome, repe
 				ev2.Outcome = o2
 				v3, d3, p3 := c.decide(v, ev2)
 				if p3 != "" || v3 != v2 || d3 != d {
-					c.fail(invNoOracle, "%s was refused, but the same attempt with a %s secret gives a different result (%s, retry %s, modes %v): the refusal depends on the secret", what, outcomeName(o2), d3.Verdict, d3.RetryAfter, d3.Modes)
+					c.fail(invNoOracle, "%s was refused (%s), but the same attempt with a %s secret gives a different result (%s): the refusal depends on the secret", what, decisionText(d), outcomeName(o2), decisionText(d3))
 					break
 				}
 			}
@@ -596,7 +602,7 @@ func (c *ctx) attemptQ(w *wstate, s int, ch model.Channel, o model.Outcome, repe
 	}
 	if !x.skip[invDeterminism] && !quick {
 		if v3, d3, p3 := c.decide(v, ev); p3 != "" || v3 != v2 || d3 != d {
-			c.fail(invDeterminism, "%s decided twice gives different results (%s then %s, retry %s then %s)", what, d.Verdict, d3.Verdict, d.RetryAfter, d3.RetryAfter)
+			c.fail(invDeterminism, "%s decided twice from the same state gives different results (%s, then %s)", what, decisionText(d), decisionText(d3))
 		} else {
 			vS := v
 			shiftView(&vS, x.shiftS)
@@ -611,7 +617,7 @@ func (c *ctx) attemptQ(w *wstate, s int, ch model.Channel, o model.Outcome, repe
 			}()
 			shiftView(&v4, -x.shiftS)
 			if p4 != "" || v4 != v2 || d4 != d {
-				c.fail(invDeterminism, "%s decided at another absolute instant (every instant shifted by %s) gives a different result (%s, retry %s, modes %v instead of %s, retry %s, modes %v): the lock logic must depend on relative time only", what, time.Duration(x.shiftS), d4.Verdict, d4.RetryAfter, d4.Modes, d.Verdict, d.RetryAfter, d.Modes)
+				c.fail(invDeterminism, "%s decided with every instant shifted by %s gives a different result (%s, keys equal after shifting back: %v; instead of %s): the lock logic must depend on relative time only", what, time.Duration(x.shiftS), decisionText(d4), v4 == v2, decisionText(d))
 			}
 		}
 	}
@@ -673,6 +679,7 @@ func (c *ctx) attemptQ(w *wstate, s int, ch model.Channel, o model.Outcome, repe
 				copy(pr.label[j:], pr.label[j+1:pr.n])
 				copy(pr.seen[j:], pr.seen[j+1:pr.n])
 				pr.n--
+				pr.label[pr.n], pr.seen[pr.n] = 0, 0
 			}
 			pr.label[pr.n] = label
 			pr.seen[pr.n] = 0
@@ -681,16 +688,16 @@ func (c *ctx) attemptQ(w *wstate, s int, ch model.Channel, o model.Outcome, repe
 	}
 	if admitted && o == model.RightSecret {
 		if ch == model.Console {
-			w.obs[kConsole].nfail = 0
+			w.obs[kConsole].clearFails()
 		} else {
 			w.hasSuccess[s] = true
 			w.success[s] = 0
-			w.obs[kPair0+s].nfail = 0
+			w.obs[kPair0+s].clearFails()
 			if x.p.ResetOnSuccess >= model.ResetPrincipal {
-				w.obs[kPrincipal].nfail = 0
+				w.obs[kPrincipal].clearFails()
 			}
 			if x.p.ResetOnSuccess >= model.ResetAll {
-				w.obs[kSource0+s].nfail = 0
+				w.obs[kSource0+s].clearFails()
 			}
 		}
 	}
@@ -708,7 +715,7 @@ func (c *ctx) attemptQ(w *wstate, s int, ch model.Channel, o model.Outcome, repe
 		}
 		pk, k := pre[j], w.key(i)
 		changed = changed || pk.Mode != k.Mode
-		if isRepeat && i != kConsole && !x.skip[invReplay] {
+		if isRepeat && admitted && i != kConsole && !x.skip[invReplay] {
 			if k.NFail > pk.NFail || (k.Mode != model.Open && !refusing(pk)) {
 				c.fail(invReplay, "%s: the %s key counted a wrong secret presented again on the pair within the window (failures %d → %d, mode %s → %s)", what, kindOf(i), pk.NFail, k.NFail, pk.Mode, k.Mode)
 			}
@@ -717,6 +724,19 @@ func (c *ctx) attemptQ(w *wstate, s int, ch model.Channel, o model.Outcome, repe
 	}
 	c.postCheck(w)
 	return d, changed
+}
+
+// decisionText is a decision for a message.
+func decisionText(d model.Decision) string {
+	s := d.Verdict.String()
+	if d.Scope != model.ScopeNone {
+		s += " (" + d.Scope.String() + ")"
+	}
+	s += fmt.Sprintf(" retry %s remaining %d modes %v", d.RetryAfter, d.Remaining, d.Modes)
+	if d.Verified {
+		s += " verified"
+	}
+	return s
 }
 
 func outcomeName(o model.Outcome) string {
@@ -764,7 +784,7 @@ func (c *ctx) transition(w *wstate, i int, pk *model.Key, counted, extendOK bool
 		case int(ob.nfail) < n:
 			c.fail(invCause, "%s became %s with %d counted failures within its window; the threshold is %d", name, k.Mode, ob.nfail, n)
 		}
-		ob.nfail = 0
+		ob.clearFails()
 		switch {
 		case k.Mode == model.Locked:
 			ob.deadline = model.Instant(x.capOf[i])
@@ -791,7 +811,7 @@ func (c *ctx) transition(w *wstate, i int, pk *model.Key, counted, extendOK bool
 			}
 		}
 		if k.Mode == model.Open {
-			ob.nfail = 0
+			ob.clearFails()
 		}
 	}
 	if k.Mode == model.Open {
@@ -910,7 +930,7 @@ func (c *ctx) recover(w *wstate, e edge) {
 		if e.op != opFactory && k.Disabled != pre.key(i).Disabled {
 			c.fail(invReset, "%s changed %s's administrative disable flag", opNames[e.op], keyNames[i])
 		}
-		w.obs[i].nfail = 0
+		w.obs[i].clearFails()
 		if k.Mode == model.Open {
 			w.obs[i].deadline = noDeadline
 		}
@@ -965,7 +985,7 @@ func (c *ctx) timeChecks(w, pre *wstate, shift, served int64) {
 				if k.Mode != model.Open {
 					c.fail(invTerminate, "%s is still %s after its until came (R-ADVANCE)", name, k.Mode)
 				}
-				ob.nfail = 0
+				ob.clearFails()
 			}
 		} else if k.Mode != model.Open {
 			c.fail(invCause, "%s became %s while only time passed", name, k.Mode)

@@ -14,7 +14,11 @@ import (
 const BudgetHorizon = 24 * time.Hour
 
 // DefaultBudgetNodes bounds one P-BUDGET search.
-const DefaultBudgetNodes = 3_000_000
+const DefaultBudgetNodes = 400_000
+
+// budgetBeam is the width of the beam search that finds a strong strategy
+// before the exact search.
+const budgetBeam = 1000
 
 // budgetState is an attacker's keys, relative to now: the pair and the source
 // of its one source, and the principal. With many sources (all == true)
@@ -160,15 +164,6 @@ func budget(p model.Policy, m Machine, role model.Role, all bool, horizon int64,
 	if len(kbs) == 0 {
 		return budgetSearch(p, m, role, false, horizon, maxNodes, budgetState{}, 0, nil)
 	}
-	// The binding key (the smallest figure alone) is bounded from its own
-	// state: the search then follows that key's best strategies.
-	bind := kbs[0]
-	for _, kb := range kbs[1:] {
-		if kb.level(0).max < bind.level(0).max {
-			bind = kb
-		}
-	}
-	bind.exact, bind.memo = true, map[hash128]*budgetResult{}
 	ub := func(st *budgetState, elapsed int64) int {
 		b := math.MaxInt32
 		for _, kb := range kbs {
@@ -185,7 +180,7 @@ func budget(p model.Policy, m Machine, role model.Role, all bool, horizon int64,
 		}
 	}
 	if lower < ub(&budgetState{}, 0) {
-		if b := budgetSearchBeam(p, m, role, false, horizon, maxNodes, budgetState{}, 0, ub, 2000); b.max > lower {
+		if b := budgetSearchBeam(p, m, role, false, horizon, 4*maxNodes, budgetState{}, 0, ub, budgetBeam); b.max > lower {
 			lower, witness = b.max, b.witness
 		}
 	}
@@ -214,11 +209,6 @@ type keyBound struct {
 	maxNodes int
 	decay    int64
 	levels   []*budgetResult
-	// exact: bound from the key's own state (one memoised search per
-	// state) rather than from its level alone; for the binding key.
-	exact bool
-	memo  map[hash128]*budgetResult
-	buf   []byte
 }
 
 func (kb *keyBound) level(l int) *budgetResult {
@@ -251,28 +241,6 @@ func (kb *keyBound) bound(st *budgetState, left int64) int {
 		k = &st.source
 	default:
 		k = &st.principal
-	}
-	if kb.exact {
-		kb.buf = appendKey(kb.buf[:0], k)
-		h := hashBytes(kb.buf)
-		r, ok := kb.memo[h]
-		if !ok {
-			var from budgetState
-			switch kb.kind {
-			case model.KindPair:
-				from.pair.Key = *k
-			case model.KindSource:
-				from.source = *k
-			default:
-				from.principal = *k
-			}
-			res := budgetSearch(kb.p, kb.m, kb.role, false, kb.horizon, kb.maxNodes, from, 0, nil)
-			r = &res
-			kb.memo[h] = r
-		}
-		if r.exact {
-			return r.bound(left)
-		}
 	}
 	if k.Mode != model.Open {
 		if k.Until == model.Forever {

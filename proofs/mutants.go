@@ -26,7 +26,7 @@ func MutationPolicy() model.Policy {
 	return model.Policy{
 		Preset: "",
 		Pair: model.KeyPolicy{Threshold: 2, Window: 10 * time.Minute, Base: time.Minute, Growth: 2, Cap: 4 * time.Minute,
-			HoldAfter: 2, HoldFor: 30 * time.Minute, Decay: time.Hour, ExtendOnAttempt: time.Minute, ReplayDedup: true},
+			HoldAfter: 1, HoldFor: 30 * time.Minute, Decay: time.Hour, ExtendOnAttempt: time.Minute, ReplayDedup: true},
 		Source: model.KeyPolicy{Threshold: 3, Window: 10 * time.Minute, Base: 2 * time.Minute, Growth: 2, Cap: 8 * time.Minute,
 			Decay: time.Hour},
 		Principal: model.KeyPolicy{Threshold: 3, Window: 10 * time.Minute, Base: 5 * time.Minute, Growth: 2, Cap: 20 * time.Minute,
@@ -43,9 +43,9 @@ func Mutants() []Mutant {
 		{"skip-source-admission", InvNoAuthLocked,
 			"R-ADMIT forgets the source key: a Locked source no longer refuses",
 			skipSourceAdmission{}},
-		{"held-principal-admits-familiar", InvNoAuthLocked,
-			"a Held principal is treated like a Locked one: familiar sources get in",
-			heldAdmitsFamiliar{}},
+		{"held-pair-admits", InvNoAuthLocked,
+			"R-ADMIT checks the pair for Locked only: a Held pair lets the next attempt through",
+			heldPairAdmits{}},
 		{"verify-refused", InvNoOracle,
 			"a refused attempt is marked verified (hashing work spent on a refusal)",
 			verifyRefused{}},
@@ -91,6 +91,9 @@ func Mutants() []Mutant {
 		{"count-replays", InvReplay,
 			"the fingerprint is dropped, so a repeated wrong secret counts again",
 			countReplays{}},
+		{"replay-counts-on-source", InvReplay,
+			"a repeated wrong secret is not counted on the pair but still counts on the source",
+			replayCountsOnSource{}},
 		{"hidden-counter", InvDeterminism,
 			"a hidden call counter changes every other answer",
 			&hiddenCounter{n: new(atomic.Uint64)}},
@@ -103,6 +106,9 @@ func Mutants() []Mutant {
 		{"rtc-reset-lengthens", InvClock,
 			"a restart with the clock gone backwards adds the difference to every lock",
 			rtcLengthens{}},
+		{"stale-modes", InvStructure,
+			"the decision reports the keys' modes from before the attempt",
+			staleModes{}},
 		{"panic-on-held-pair", InvStructure,
 			"Decide panics on an attempt at a Held pair (an impossible transition)",
 			panicOnHeld{}},
@@ -125,16 +131,16 @@ func (skipSourceAdmission) Decide(v model.View, ev model.Event, now model.Instan
 	return model.Decide(v, ev, now, p)
 }
 
-type heldAdmitsFamiliar struct{ Model }
+type heldPairAdmits struct{ Model }
 
-func (heldAdmitsFamiliar) Decide(v model.View, ev model.Event, now model.Instant, p *model.Policy) (model.View, model.Decision) {
-	pr := v.Principal
-	if pr.Mode == model.Held && refusingAt(&pr, now) {
-		v.Principal.Mode = model.Locked
+func (heldPairAdmits) Decide(v model.View, ev model.Event, now model.Instant, p *model.Policy) (model.View, model.Decision) {
+	pair := v.Pair.Key
+	if pair.Mode == model.Held && refusingAt(&pair, now) {
+		v.Pair.Key = model.Key{}
 		v2, d := model.Decide(v, ev, now, p)
-		if v2.Principal.Mode == model.Locked {
-			v2.Principal.Mode = model.Held
-			d.Modes[model.KindPrincipal] = model.Held
+		if v2.Pair.Mode == model.Open {
+			v2.Pair.Key = pair
+			d.Modes[model.KindPair] = model.Held
 		}
 		return v2, d
 	}
@@ -317,6 +323,17 @@ func (countReplays) Decide(v model.View, ev model.Event, now model.Instant, p *m
 	return model.Decide(v, ev, now, p)
 }
 
+type replayCountsOnSource struct{ Model }
+
+func (replayCountsOnSource) Decide(v model.View, ev model.Event, now model.Instant, p *model.Policy) (model.View, model.Decision) {
+	v2, d := model.Decide(v, ev, now, p)
+	if d.Effects&model.EffRepeat != 0 && v2.Source.Mode == model.Open && p.Source.Threshold > 0 && int(v2.Source.NFail) < model.MaxThreshold {
+		v2.Source.Failures[v2.Source.NFail] = now
+		v2.Source.NFail++
+	}
+	return v2, d
+}
+
 type hiddenCounter struct {
 	Model
 	n *atomic.Uint64
@@ -358,6 +375,14 @@ func (rtcLengthens) Restore(s model.Snapshot, now model.Instant, wall int64) mod
 	return pr
 }
 
+type staleModes struct{ Model }
+
+func (staleModes) Decide(v model.View, ev model.Event, now model.Instant, p *model.Policy) (model.View, model.Decision) {
+	v2, d := model.Decide(v, ev, now, p)
+	d.Modes = [model.NumKinds]model.Mode{v.Pair.Mode, v.Source.Mode, v.Principal.Mode, v.Console.Mode}
+	return v2, d
+}
+
 type panicOnHeld struct{ Model }
 
 func (panicOnHeld) Decide(v model.View, ev model.Event, now model.Instant, p *model.Policy) (model.View, model.Decision) {
@@ -365,4 +390,74 @@ func (panicOnHeld) Decide(v model.View, ev model.Event, now model.Instant, p *mo
 		panic("model: invariant breach: Refuse on pair key in mode Held")
 	}
 	return model.Decide(v, ev, now, p)
+}
+
+// MutantResult is one mutant's fate under the explorer.
+type MutantResult struct {
+	Mutant
+	Killed bool
+	// Steps and Message describe the counterexample that killed it.
+	Steps   int
+	Message string
+	// Also lists the other invariants its exploration found violated.
+	Also    []Invariant
+	States  int
+	Elapsed time.Duration
+}
+
+// RunMutants explores policy p with every mutant in place of the model,
+// each until its target invariant is violated or the budget is spent. A
+// mutant is killed when its target is reported violated.
+func RunMutants(p model.Policy, opts Options) []MutantResult {
+	var out []MutantResult
+	for _, m := range Mutants() {
+		o := opts
+		o.Machine = m.Machine
+		o.SkipProperties = true
+		o.StopAt = []Invariant{m.Target}
+		if len(o.Roles) == 0 {
+			o.Roles = []model.Role{model.RoleAdmin}
+		}
+		r := Prove(p, o)
+		res := MutantResult{Mutant: m, States: r.States, Elapsed: r.Elapsed}
+		for _, i := range r.Invariants {
+			if i.Holds {
+				continue
+			}
+			if i.ID == m.Target {
+				res.Killed = true
+				res.Steps = i.Counterexample.Steps
+				res.Message = i.Counterexample.Message
+			} else {
+				res.Also = append(res.Also, i.ID)
+			}
+		}
+		out = append(out, res)
+	}
+	return out
+}
+
+// Score is the mutation score of one invariant.
+type Score struct {
+	ID            Invariant
+	Killed, Total int
+}
+
+// MutationScore counts killed and total mutants per target invariant, in
+// report order.
+func MutationScore(rs []MutantResult) []Score {
+	var out []Score
+	for _, id := range Invariants() {
+		s := Score{ID: id}
+		for _, r := range rs {
+			if r.Target == id {
+				s.Total++
+				if r.Killed {
+					s.Killed++
+				}
+			}
+		}
+		out = append(out, s)
+	}
+	return out
 }

@@ -245,14 +245,25 @@ func Prove(p model.Policy, opts Options) Report {
 	var found [numInv]*Counterexample
 	rep.Fixpoint = true
 	rep.Depth = -1
+	allFound := func() bool {
+		for _, i := range stopSet {
+			if found[i] == nil {
+				return false
+			}
+		}
+		return len(stopSet) > 0
+	}
 	for _, role := range roles {
 		for _, n := range opts.Scopes {
+			if allFound() {
+				break
+			}
 			n = min(max(n, 1), maxSources)
 			t0 := time.Now()
 			x := newExplorer(p, opts.Machine, role, n, modeFull)
-			for i := inv(0); i < numInv; i++ {
-				if found[i] != nil {
-					x.skip[i] = true
+			if len(stopSet) > 0 {
+				for i := inv(0); i < numInv; i++ {
+					x.skip[i] = found[i] != nil
 				}
 			}
 			r := x.run(opts.Budget, opts.MaxDepth, opts.Workers, stop)
@@ -265,9 +276,14 @@ func Prove(p model.Policy, opts Options) Report {
 			if rep.Depth < 0 || r.depth < rep.Depth {
 				rep.Depth = r.depth
 			}
+			// Keep the shortest counterexample over all runs (ties: the
+			// earlier run).
 			for i := inv(0); i < numInv; i++ {
-				if h := r.found[i]; h != nil && found[i] == nil {
-					found[i] = counterexample(x, r, h, i, opts.Machine)
+				if h := r.found[i]; h != nil {
+					ce := counterexample(x, r, h, i, opts.Machine)
+					if old := found[i]; old == nil || ce.Steps < old.Steps || (ce.Steps == old.Steps && len(ce.Trace) < len(old.Trace)) {
+						found[i] = ce
+					}
 				}
 			}
 		}
@@ -382,7 +398,15 @@ func (r *Report) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "  %-8s %d source%s  %9d states  %9d expanded  %10d edges  depth %2d%s  %s\n",
 			run.Role, run.Sources, plural(run.Sources), run.States, run.Expanded, run.Edges, run.Depth, fixText(run.Fixpoint), roundDur(run.Elapsed))
 	}
-	fmt.Fprintf(w, "explored %d states, %d edges; depth %d%s; %s\n", r.States, r.Edges, r.Depth, fixText(r.Fixpoint), roundDur(r.Elapsed))
+	var explore time.Duration
+	for _, run := range r.Runs {
+		explore += run.Elapsed
+	}
+	if r.Fixpoint {
+		fmt.Fprintf(w, "explored %d states, %d edges in %s: fixpoint reached (the abstraction is exhausted)\n", r.States, r.Edges, roundDur(explore))
+	} else {
+		fmt.Fprintf(w, "explored %d states, %d edges in %s: every path of at most %d steps checked (state budget; no fixpoint)\n", r.States, r.Edges, roundDur(explore), r.Depth)
+	}
 	fmt.Fprintln(w)
 	for _, i := range r.Invariants {
 		if i.Holds {
@@ -415,6 +439,7 @@ func (r *Report) WriteText(w io.Writer) {
 			fmt.Fprintf(w, "%-18s %-8s one source: %s; all sources: %s (verified distinct wrong guesses in 24h)\n", PropBudget, b.Role, b.perSourceText(), b.allText())
 		}
 	}
+	fmt.Fprintf(w, "\ntotal %s\n", roundDur(r.Elapsed))
 }
 
 func (b BudgetFigure) perSourceText() string {

@@ -34,6 +34,14 @@ type obsKey struct {
 	deadline model.Instant
 }
 
+// clearFails forgets every counted failure.
+func (o *obsKey) clearFails() {
+	for i := 0; i < int(o.nfail); i++ {
+		o.fails[i] = 0
+	}
+	o.nfail = 0
+}
+
 // obsPrints is the explorer's record of the wrong secrets presented on one
 // pair (R-REPLAY): labels in order of first presentation and when each was
 // last presented.

@@ -29,6 +29,37 @@ type tracer struct {
 	src    [maxSources]string
 	pw     [maxSources]map[uint64]string
 	nwrong int
+	// added records the fingerprint labels given a password since mark.
+	added []tracerLabel
+	// decided holds, per line index, the decision the explorer saw for an
+	// attempt (tests compare it with what replay decides).
+	decided map[int]model.Decision
+}
+
+type tracerLabel struct {
+	s     int
+	label uint64
+}
+
+// tracerMark is a point a tracer can roll back to.
+type tracerMark struct {
+	lines, nwrong, added int
+}
+
+func (t *tracer) mark() tracerMark {
+	return tracerMark{len(t.lines), t.nwrong, len(t.added)}
+}
+
+// rollback undoes every line and password since m.
+func (t *tracer) rollback(m tracerMark) {
+	for i := m.lines; i < len(t.lines); i++ {
+		delete(t.decided, i)
+	}
+	t.lines, t.nwrong = t.lines[:m.lines], m.nwrong
+	for _, a := range t.added[m.added:] {
+		delete(t.pw[a.s], a.label)
+	}
+	t.added = t.added[:m.added]
 }
 
 func newTracer(role model.Role, dedup bool) *tracer {
@@ -39,6 +70,14 @@ func newTracer(role model.Role, dedup bool) *tracer {
 	}
 	t.declare()
 	return t
+}
+
+// decide records the explorer's decision for the last line.
+func (t *tracer) decide(d model.Decision) {
+	if t.decided == nil {
+		t.decided = map[int]model.Decision{}
+	}
+	t.decided[len(t.lines)-1] = d
 }
 
 func (t *tracer) declare() {
@@ -71,6 +110,7 @@ func (t *tracer) attempt(s int, ch model.Channel, o model.Outcome, label uint64)
 			if !ok {
 				p = t.wrong()
 				t.pw[s][label] = p
+				t.added = append(t.added, tracerLabel{s, label})
 			}
 			l.Password = p
 		} else {

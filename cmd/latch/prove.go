@@ -20,7 +20,8 @@ func proveCmd(prog string, args []string, stdout, stderr io.Writer) int {
 	var pf cli.PolicyFlags
 	pf.Register(fs)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	budget := fs.Int("budget", 0, "states each exploration may expand (0: the default)")
+	budget := fs.Int("budget", 0, "states each exploration may expand (0: the default, proofs.DefaultBudget)")
+	depth := fs.Int("depth", 0, "stop each exploration after this many steps (0: only the budget bounds it)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -29,13 +30,16 @@ func proveCmd(prog string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s prove: %v\n", prog, err)
 		return 2
 	}
-	r := proofs.Prove(p, proofs.Options{Budget: *budget})
+	r := proofs.Prove(p, proofs.Options{Budget: *budget, MaxDepth: *depth})
 	if *asJSON {
 		if err := r.WriteJSON(stdout); err != nil {
 			return 1
 		}
 	} else {
 		r.WriteText(stdout)
+		if !r.OK() || (r.NoDoS != nil && !r.NoDoS.Holds) {
+			fmt.Fprintf(stdout, "\nTo replay a trace, save its JSON lines to a file and run `latchsim replay` with the same --preset/--policy/--set flags and the file.\n")
+		}
 	}
 	if r.Invalid != "" {
 		return 2
