@@ -7,7 +7,7 @@ DIST := dist
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: run test lint proofs fuzz fuzz-ci bench dist graph clean
+.PHONY: run test lint proofs fuzz bench dist graph clean soak soak-short
 
 run:
 	$(GO) run ./cmd/latch serve
@@ -27,6 +27,14 @@ proofs:
 # Every fuzz target, each for FUZZTIME (go test -fuzz runs one target at a time).
 fuzz:
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh
+
+# The soak: latch serve as a child process driven over HTTP by the simulator
+# (sim/soak), with kill -9s, wall-clock steps, disk pressure and an upgrade.
+soak:
+	$(GO) test -tags soak -count=1 -timeout 40m -v ./sim/soak/ -run 'TestSoak' -soak.virtual=168h -soak.kills=20 2>&1 | tail -80
+
+soak-short:
+	$(GO) test -tags soak -count=1 -timeout 15m ./sim/soak/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./model/ ./sim/ ./proofs/ ./nvr/... 2>&1 | tee bench.out
