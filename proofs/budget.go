@@ -14,7 +14,7 @@ import (
 const BudgetHorizon = 24 * time.Hour
 
 // DefaultBudgetNodes bounds one P-BUDGET search.
-const DefaultBudgetNodes = 400_000
+const DefaultBudgetNodes = 250_000
 
 // budgetBeam is the width of the beam search that finds a strong strategy
 // before the exact search.

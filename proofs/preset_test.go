@@ -33,7 +33,7 @@ func TestPresetProofs(t *testing.T) {
 	var rows []presetRow
 	for _, name := range model.PresetNames() {
 		p := preset(t, name)
-		r := Prove(p, Options{Budget: budget, NoDoSBudget: budget, BudgetNodes: budgetFor(DefaultBudgetNodes)})
+		r := Prove(p, Options{Budget: budget, BudgetNodes: budgetFor(DefaultBudgetNodes)})
 		rows = append(rows, presetRow{name, r})
 		t.Run(name, func(t *testing.T) {
 			for _, i := range r.Invariants {
@@ -129,8 +129,8 @@ counterexample trace of any violation (SPEC §9 format, replayable with `+"`latc
   fingerprint expiry and observer deadline, and the nanosecond before each (and after the nearest); rounded to the
   policy's resolution. Instants are stored relative to now (the shift of `+"`model.Persist`"+`), and R-ADVANCE is applied
   to every key when time passes (`+"`model.Advance`"+`), so equal situations are equal states.
-- Breadth-first to a fixpoint, or until %d states per run were expanded: the depth column is the number of steps
-  to which **every** path was checked. Counterexamples are shortest in steps.
+- Breadth-first to a fixpoint, or until %d states per run were expanded (the P-NODOS attack search: half that): the
+  depth column is the number of steps to which **every** path was checked. Counterexamples are shortest in steps.
 - Each universal invariant of SPEC §8 is checked on every edge by a predicate written from the SPEC (an observer
   that records counted failures, familiarity, fingerprints and lock deadlines itself), never by the model's helpers.
   INV-RECORDING is the service's and is checked by the NVR service's tests. STRUCTURE: Decide never panics and its
@@ -186,7 +186,7 @@ counterexample trace of any violation (SPEC §9 format, replayable with `+"`latc
 			for _, run := range r.NoDoS.Runs {
 				depth = append(depth, fmt.Sprint(run.Depth))
 			}
-			nodos += " (search depth " + strings.Join(depth, "/") + ")"
+			nodos += " (attack search: every path of ≤ " + strings.Join(depth, "/") + " steps)"
 		}
 		var one, all []string
 		for _, f := range r.Budget {
@@ -205,6 +205,19 @@ counterexample trace of any violation (SPEC §9 format, replayable with `+"`latc
 			r.Depth, r.Elapsed.Round(100*time.Millisecond), nodos, strings.Join(one, ", "), strings.Join(all, ", "))
 	}
 	b.WriteString("\nTimes are wall-clock on the machine that generated this file (two cores), properties included.\n")
+	b.WriteString("\n## Counterexamples found while building\n\nEach is a trace under `proofs/testdata/`, replayed by `TestRegressionTraces` through `world.Run`.\n\n")
+	b.WriteString("| trace | policy | finding | status |\n|---|---|---|---|\n")
+	for _, rg := range regressions {
+		pol := "--preset " + rg.preset
+		for _, s := range rg.sets {
+			pol += " --set " + s
+		}
+		status := "expected (policy property)"
+		if rg.bug != "" {
+			status = "**model bug, open**: " + rg.bug
+		}
+		fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s |\n", rg.file, pol, rg.what, status)
+	}
 	b.WriteString("\n## Mutation score\n\n`TestMutation` explores `proofs.MutationPolicy()` (every mechanism on, small numbers) with each\n")
 	b.WriteString("deliberately broken variant of the lock logic (`proofs.Mutants()`); a mutant is killed when the explorer reports the\n")
 	b.WriteString("invariant it was written to break.\n\n| invariant | killed / mutants |\n|---|--:|\n")

@@ -15,7 +15,7 @@ import (
 
 // DefaultBudget is how many states each exploration expands when Options
 // leave it 0: every preset proves in well under a minute on two cores.
-const DefaultBudget = 60_000
+const DefaultBudget = 40_000
 
 // DefaultScopes are the source counts explored: one source (the deepest
 // reach: escalation, holds, decay) and three (cross-source interplay: the
@@ -44,7 +44,7 @@ type Options struct {
 	// SkipProperties skips P-NODOS and P-BUDGET.
 	SkipProperties bool
 	// NoDoSBudget is how many states the P-NODOS attack search expands per
-	// role; 0: Budget.
+	// role; 0: half the Budget.
 	NoDoSBudget int
 	// BudgetNodes bounds each P-BUDGET search; 0: DefaultBudgetNodes.
 	BudgetNodes int
@@ -64,7 +64,8 @@ func (o *Options) defaults() {
 		o.Machine = Model{}
 	}
 	if o.NoDoSBudget <= 0 {
-		o.NoDoSBudget = o.Budget
+		// The attack alphabet is small: half the budget reaches as deep.
+		o.NoDoSBudget = max(o.Budget/2, 1)
 	}
 	if o.BudgetNodes <= 0 {
 		o.BudgetNodes = DefaultBudgetNodes

@@ -38,7 +38,7 @@ type loginBody struct {
 
 // login sends one attempt from source src (carried in X-Forwarded-For; the
 // server trusts 127.0.0.1 as a proxy).
-func (e *Engine) login(base, user, password, src, _ string) (*loginAnswer, error) {
+func (e *Engine) login(base, user, password, src string) (*loginAnswer, error) {
 	body, err := json.Marshal(map[string]string{"username": user, "password": password})
 	if err != nil {
 		return nil, err

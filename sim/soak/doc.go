@@ -93,8 +93,17 @@
 // store.Open runs PRAGMA integrity_check; the audit hash chain verifies;
 // the audit log holds exactly the successes, wrong secrets and refusals the
 // engine was answered (and, for the concurrent "noise" logins sent while a
-// kill lands, at least every answered one and no more than were sent);
-// every indexed segment has its file with its size, and files the index
-// does not name (orphans) appear only after a kill, at most two per camera.
-// At the end, recording continuity is checked from the index (checkGaps).
+// kill or a wall step lands, at least every answered one and no more than
+// were sent, and every failure they were answered is in its key at the
+// instant the server answered); every indexed segment has its file with
+// its size, and files the index does not name (orphans) appear only after
+// a kill, at most two per camera. At the end, recording continuity is
+// checked from the index (checkGaps).
+//
+// # Tests
+//
+// The tests (soak_test.go, perf_test.go) carry the build tag soak: they
+// build ./cmd/latch, run it for minutes and are run by `make soak-short`
+// (CI) and `make soak`; docs/RELIABILITY.md and docs/PERFORMANCE.md say
+// what they run and what they found.
 package soak

@@ -434,7 +434,7 @@ func (e *Engine) attempt(pr model.Principal, src model.Source, text string, now 
 	}
 	before := e.shadow.View(pr, src)
 	t0 := time.Now()
-	ans, err := e.login(e.srv.url, string(pr), password, src.String(), "")
+	ans, err := e.login(e.srv.url, string(pr), password, src.String())
 	rtt := time.Since(t0)
 	if err != nil {
 		e.problem("boot %d: login %s from %s at %s: %v", e.boot, pr, src, sim.FormatDuration(time.Duration(now)), err)

@@ -261,7 +261,9 @@ func (e *Engine) checkRecordings(ctx context.Context, db *store.DB, ended *BootI
 // checkGaps checks recording continuity from the index alone. Within one
 // boot, each camera's consecutive segments abut exactly: the next starts
 // at the previous start instant plus its duration (instants are the
-// server's monotonic clock, so no wall step can fake or hide a gap).
+// server's monotonic clock, so no wall step can fake or hide a gap),
+// unless the camera itself captured nothing for a whole slot (a stall
+// gap: counted and reported, see below).
 // Across a stop, instants restart; there the loss is bounded instead: the
 // last segment of the ended boot ends at most two segments plus a frame
 // interval before the stop (the segment being recorded and one being
@@ -326,8 +328,24 @@ func (e *Engine) checkGaps(segs []store.Segment) {
 			st.Checked++
 			p := ss[i-1]
 			if want := p.StartInstantNS + p.DurationNS; ss[i].StartInstantNS != want {
-				e.problem("camera %d, boot %d: segment %d starts at instant %d, %s after segment %d ends (%d); frames %d and %d of %d per segment (a camera starved of CPU skips frames, and a slot with none is a gap)",
-					c, b+1, ss[i].ID, ss[i].StartInstantNS, time.Duration(ss[i].StartInstantNS-want), p.ID, want, p.Frames, ss[i].Frames, perSeg)
+				gap := time.Duration(ss[i].StartInstantNS - want)
+				// The recorder reports (logs an error for) every segment
+				// with frames that it fails to keep, and the log's errors
+				// are problems of their own. A silent gap is a slot in
+				// which the camera captured nothing: it skips the frames
+				// of a stalled process. With a neighbour short of frames
+				// that is what happened (the host starved the server for
+				// a whole slot, a second of real time at warp 1000);
+				// with both neighbours full, a segment went missing.
+				if p.Frames < perSeg-1 || ss[i].Frames < perSeg-1 {
+					st.StallGaps++
+					st.StallGapTime += gap
+					e.logf("camera %d, boot %d: %s without frames after segment %d (frames %d and %d of %d around it): the process was stalled",
+						c, b+1, gap, p.ID, p.Frames, ss[i].Frames, perSeg)
+				} else {
+					e.problem("camera %d, boot %d: segment %d starts at instant %d, %s after segment %d ends (%d), with %d and %d of %d frames around the gap: a segment is missing",
+						c, b+1, ss[i].ID, ss[i].StartInstantNS, gap, p.ID, want, p.Frames, ss[i].Frames, perSeg)
+				}
 			}
 			// A whole segment (not a boot's first): did the camera keep up?
 			if ss[i].DurationNS == int64(e.opt.Segment) && i+1 < len(ss) && bootOf(ss[i+1].ID) == b {

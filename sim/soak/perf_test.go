@@ -58,7 +58,7 @@ func perfServer(t *testing.T) (*Engine, string) {
 	if code, b, err := e.post(s.url+"/api/v1/activate", "", "", map[string]string{"username": adminUser, "password": pw, "pin": adminPIN}); err != nil || code != 201 {
 		t.Fatalf("activate: %d %s %v", code, b, err)
 	}
-	ans, err := e.login(s.url, adminUser, pw, adminSource.String(), "")
+	ans, err := e.login(s.url, adminUser, pw, adminSource.String())
 	if err != nil || ans.status != 200 {
 		t.Fatalf("admin login: %v %v", ans, err)
 	}
@@ -97,7 +97,7 @@ func hammer(e *Engine, base string, n, workers int, req func(i int) (user, pw, s
 					break
 				}
 				u, p, s := req(i)
-				a, err := e.login(base, u, p, s, "")
+				a, err := e.login(base, u, p, s)
 				if err != nil {
 					local[-1]++
 					continue
@@ -126,7 +126,7 @@ func legit(t *testing.T, e *Engine, base string, n int) (p50, p99 time.Duration)
 	ds := make([]time.Duration, 0, n)
 	for range n {
 		t0 := time.Now()
-		a, err := e.login(base, "alice", Password("alice"), "10.0.0.1", "")
+		a, err := e.login(base, "alice", Password("alice"), "10.0.0.1")
 		d := time.Since(t0)
 		if err != nil || a.status != 200 {
 			t.Fatalf("alice refused: %v %v", a, err)
@@ -149,11 +149,11 @@ func TestPerf(t *testing.T) {
 	e, base := perfServer(t)
 	n := *flagPerfN
 	// alice's source becomes familiar; the victim's pair gets locked.
-	if a, err := e.login(base, "alice", Password("alice"), "10.0.0.1", ""); err != nil || a.status != 200 {
+	if a, err := e.login(base, "alice", Password("alice"), "10.0.0.1"); err != nil || a.status != 200 {
 		t.Fatalf("alice: %v %v", a, err)
 	}
 	for i := range 5 {
-		_, _ = e.login(base, "victim", Password(fmt.Sprint("lock", i)), "10.9.9.9", "")
+		_, _ = e.login(base, "victim", Password(fmt.Sprint("lock", i)), "10.9.9.9")
 	}
 	var rows []string
 	add := func(name string, workers int, r perfResult) {
@@ -197,7 +197,7 @@ func TestPerf(t *testing.T) {
 					}
 					i := int(sent.Add(1))
 					u, p, s := req(i)
-					_, _ = e.login(base, u, p, s, "")
+					_, _ = e.login(base, u, p, s)
 				}
 			}()
 		}

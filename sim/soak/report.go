@@ -192,6 +192,11 @@ type SegmentStats struct {
 	Full      int   `json:"full"`
 	Short     int   `json:"short"`
 	MinFrames int64 `json:"min_frames"`
+	// StallGaps are slots in which a camera captured no frame at all
+	// because the process was stalled (a neighbour short of frames, no
+	// recorder error), and their total length (virtual).
+	StallGaps    int           `json:"stall_gaps"`
+	StallGapTime time.Duration `json:"stall_gap_time"`
 }
 
 // KeyStats describe the persisted key states checked at restarts.
@@ -272,6 +277,18 @@ func RSSThirds(samples []RSSSample, boot int) (firstMedian, lastMax int64, n int
 	return firstMedian, lastMax, n
 }
 
+// MaxRunWait is the most run-queue wait the server's threads accumulated
+// between two samples (ms per sample interval), over every boot.
+func MaxRunWait(samples []RSSSample) float64 {
+	m := 0.0
+	for i := 1; i < len(samples); i++ {
+		if samples[i].Boot == samples[i-1].Boot {
+			m = max(m, samples[i].RunWaitMs-samples[i-1].RunWaitMs)
+		}
+	}
+	return m
+}
+
 // Summary is a few lines for people.
 func (r *Report) Summary() string {
 	var b strings.Builder
@@ -293,6 +310,14 @@ func (r *Report) Summary() string {
 		r.Segments.Indexed, r.Segments.Bytes>>20, r.Segments.Deleted, r.Segments.Garbage, r.Segments.Orphans,
 		r.Segments.Checked, r.Segments.Boundaries, r.Segments.MaxTail.Round(time.Second), r.Segments.MaxHead.Round(time.Second),
 		r.Segments.Short, r.Segments.Full, r.Segments.MinFrames, float64(r.DBBytes)/(1<<20))
+	if r.Segments.StallGaps > 0 {
+		fmt.Fprintf(&b, "stall gaps (a camera captured nothing for a whole slot while the process was stalled): %d, %s in all\n",
+			r.Segments.StallGaps, r.Segments.StallGapTime)
+	}
+	if len(r.RSS) > 1 {
+		fmt.Fprintf(&b, "server threads waiting for a CPU: at most %.0f ms per %.0f ms sample\n",
+			MaxRunWait(r.RSS), 1000*(r.RSS[1].RealSeconds-r.RSS[0].RealSeconds))
+	}
 	if len(r.Problems) > 0 {
 		fmt.Fprintf(&b, "%d problems, first: %s\n", len(r.Problems), r.Problems[0])
 	}

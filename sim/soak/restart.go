@@ -139,7 +139,7 @@ func (e *Engine) measureBoot(b *BootInfo) error {
 	var got [2]auth.StoredKey
 	for i := range got {
 		id := probeKey(b.Boot, i)
-		ans, err := e.login(e.srv.url, id.Principal, Password("probe"), fmt.Sprintf("2001:db8:%x:%d::1", b.Boot, i+1), "")
+		ans, err := e.login(e.srv.url, id.Principal, Password("probe"), fmt.Sprintf("2001:db8:%x:%d::1", b.Boot, i+1))
 		if err != nil {
 			return err
 		}
@@ -223,7 +223,7 @@ func (e *Engine) startNoise(clients int) *noise {
 				n.sent.Add(1)
 				user := fmt.Sprintf("soaknoise-%d-%d-%d", ep, g, i%16)
 				src := fmt.Sprintf("198.%d.%d.%d", 18+k/256, k%256, i%250+1)
-				ans, err := e.login(base, user, Password(fmt.Sprintf("noise.%d.%d.%d", ep, g, i)), src, "")
+				ans, err := e.login(base, user, Password(fmt.Sprintf("noise.%d.%d.%d", ep, g, i)), src)
 				if err != nil {
 					n.unsure.Add(1) // never answered: maybe decided, maybe not
 					select {

@@ -216,6 +216,10 @@ type RSSSample struct {
 	// LagSeconds is how far the server's clock was ahead of the
 	// simulator's at the last decision (virtual seconds).
 	LagSeconds float64 `json:"lag_s"`
+	// RunWaitMs is the time the server's threads have waited for a CPU so
+	// far in this boot (/proc/PID/task/*/schedstat): when it jumps, the
+	// host, not the server, was the bottleneck.
+	RunWaitMs float64 `json:"run_wait_ms"`
 }
 
 // sampleRSS reads VmRSS from /proc every RSSEvery until the boot ends.
@@ -236,9 +240,26 @@ func (e *Engine) sampleRSS(s *server) {
 		e.rssMu.Lock()
 		e.rss = append(e.rss, RSSSample{RealSeconds: time.Since(e.began).Seconds(),
 			VirtualSeconds: time.Duration(e.simNow.Load()).Seconds(), Boot: s.boot, RSSKiB: kib,
-			LagSeconds: time.Duration(e.lag.Load()).Seconds()})
+			LagSeconds: time.Duration(e.lag.Load()).Seconds(), RunWaitMs: float64(runWait(s.pid)) / 1e6})
 		e.rssMu.Unlock()
 	}
+}
+
+// runWait sums the run-queue wait (ns) of every thread of a process.
+func runWait(pid int) int64 {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	var sum int64
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(b)); len(f) >= 2 {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			sum += n
+		}
+	}
+	return sum
 }
 
 func readVmRSS(path string) (int64, error) {

@@ -290,7 +290,7 @@ func TestSoak(t *testing.T) {
 	const prefix = 0.35 // kill-free: memory, wall steps
 	r := &run{t: t, name: "soak", seed: s, duration: d,
 		opt:   Options{Cameras: *flagCameras, Faults: faults(s, d, *flagKills, prefix), Noise: true, CheckGaps: true},
-		repro: fmt.Sprintf("go test -count=1 -run 'TestSoak$' ./sim/soak/ -soak.seed=%d -soak.virtual=%s -soak.kills=%d -soak.warp=%g", s, d, *flagKills, *flagWarp)}
+		repro: fmt.Sprintf("go test -tags soak -count=1 -run 'TestSoak$' ./sim/soak/ -soak.seed=%d -soak.virtual=%s -soak.kills=%d -soak.warp=%g", s, d, *flagKills, *flagWarp)}
 	rep := soakRun(t, r)
 	if *flagReport != "" {
 		b, _ := json.MarshalIndent(rep, "", "  ")
@@ -307,6 +307,12 @@ func TestSoak(t *testing.T) {
 	}
 	if rep.Segments.Checked == 0 {
 		t.Errorf("no recording continuity was checked")
+	}
+	// Stall gaps are the host's (see checkGaps), but a camera that stalls
+	// as a habit is the server's: at most 2% of the recorded time.
+	recorded := time.Duration(rep.Segments.Indexed) * soakSegment
+	if st := rep.Segments.StallGapTime; st > recorded/50 {
+		t.Errorf("cameras captured nothing for %s of %s recorded (%d slots): more than the host's hiccups", st, recorded, rep.Segments.StallGaps)
 	}
 	// Memory: a growth bound over the kill-free first boot, not a timing.
 	med, mx, n := RSSThirds(rep.RSS, 1)
@@ -325,18 +331,19 @@ func TestSoak(t *testing.T) {
 func TestSoakDiskPressure(t *testing.T) {
 	s := seed(t)
 	d := *flagPressure
-	const quota = 1 << 20 // 1 MiB: about 9 segments of 4 cameras' hours
+	const quota = 1 << 20 // 1 MiB: about 14 segments, under an hour of 4 cameras
 	r := &run{t: t, name: "pressure", seed: s, duration: d, attacksAt: time.Hour,
 		opt:   Options{Cameras: 4, RetainBytes: quota, Faults: []Fault{{At: d / 2, Kind: Kill}}, Noise: true},
-		repro: fmt.Sprintf("go test -count=1 -run 'TestSoakDiskPressure$' ./sim/soak/ -soak.seed=%d -soak.pressure=%s", s, d)}
+		repro: fmt.Sprintf("go test -tags soak -count=1 -run 'TestSoakDiskPressure$' ./sim/soak/ -soak.seed=%d -soak.pressure=%s", s, d)}
 	rep := soakRun(t, r)
 	checkCommon(t, rep)
 	st := rep.Segments
 	if st.Deleted == 0 {
 		t.Errorf("retention deleted nothing (%d segments, %d bytes)", st.Indexed, st.Bytes)
 	}
-	// Prune runs every virtual minute; segments close every 10: at most
-	// one new segment per camera can be over the quota.
+	// Prune runs every virtual minute; segments close every 15: after the
+	// last prune each camera may add the segment that closed since and the
+	// one the clean stop closes.
 	sdb, err := store.Open(filepath.Join(r.eng.DataDir(), "latch.db"), store.Options{QuickCheck: true})
 	if err != nil {
 		t.Fatal(err)
@@ -351,8 +358,8 @@ func TestSoakDiskPressure(t *testing.T) {
 		biggest = max(biggest, sg.Bytes)
 		total += sg.Bytes
 	}
-	if limit := int64(quota) + 4*biggest; total > limit {
-		t.Errorf("%d bytes of recordings kept, quota %d (+%d)", total, quota, 4*biggest)
+	if limit := int64(quota) + 8*biggest; total > limit {
+		t.Errorf("%d bytes of recordings kept, quota %d (+%d)", total, quota, 8*biggest)
 	}
 	if len(segs) > 0 && segs[len(segs)-1].ID-segs[0].ID+1 != int64(len(segs)) {
 		t.Errorf("the surviving segments are not the newest: ids %d…%d, %d segments", segs[0].ID, segs[len(segs)-1].ID, len(segs))
@@ -366,7 +373,7 @@ func TestSoakDiskPressure(t *testing.T) {
 	})
 	t.Logf("recordings: %d segments, %d bytes indexed, %d bytes on disk (%d orphan files), %d deleted; database %d bytes",
 		len(segs), total, disk, st.Orphans, st.Deleted, rep.DBBytes)
-	if disk > total+int64(st.Orphans+4)*biggest {
+	if disk > total+int64(st.Orphans+8)*biggest {
 		t.Errorf("%d bytes of recordings on disk for %d indexed", disk, total)
 	}
 	// The database holds the index and the audit log, not video.
@@ -385,7 +392,7 @@ func TestSoakUpgrade(t *testing.T) {
 	r := &run{t: t, name: "upgrade", seed: s, duration: d, attacksAt: time.Hour,
 		opt: Options{Cameras: 2, Faults: []Fault{{At: d / 2, Kind: Downgrade}},
 			PrepareDB: func(path string) error { return CreateV1(path, mig) }},
-		repro: fmt.Sprintf("go test -count=1 -run 'TestSoakUpgrade$' ./sim/soak/ -soak.seed=%d -soak.upgrade=%s", s, d)}
+		repro: fmt.Sprintf("go test -tags soak -count=1 -run 'TestSoakUpgrade$' ./sim/soak/ -soak.seed=%d -soak.upgrade=%s", s, d)}
 	rep := soakRun(t, r)
 	checkCommon(t, rep)
 	if rep.Downgrades != 1 {
