@@ -166,15 +166,18 @@ func newMachine() *stateless.StateMachine {
 
 	// A Locked key sees no Fail or Repeat: R-ADMIT refuses every attempt a
 	// Locked pair or source covers, and a Locked principal counts nothing
-	// from the familiar sources it admits (R-FAIL).
+	// from the familiar sources it admits (R-FAIL). A success from such a
+	// familiar source leaves the principal's lock as it is, whatever
+	// resetOnSuccess names: only R-UNLOCK, R-RESET and R-FACTORY may move
+	// an until earlier (INV-NOSHORTEN), and the owner signing in from home
+	// says nothing about the stranger the lock is holding off.
 	sm.Configure(Locked).
 		OnEntryFrom(trigFail, enterLock).
 		Permit(trigExpire, Open, lockElapsed).
 		Ignore(trigExpire, lockRunning).
 		InternalTransition(trigRefuse, extendUntil, extendsLock).
 		Ignore(trigRefuse, doesNotExtend).
-		Permit(trigSucceed, Open, clearedBySuccess).
-		Ignore(trigSucceed, keptBySuccess).
+		Ignore(trigSucceed).
 		Permit(trigUnlock, Open)
 
 	// A Held key admits nothing, so it sees no Fail, Repeat or Succeed.

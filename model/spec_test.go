@@ -354,6 +354,35 @@ func TestR_SUCCESS_MarksSourceFamiliarForTrustTTL(t *testing.T) {
 	}
 }
 
+// INV-NOSHORTEN over R-SUCCESS: a familiar source's right secret is
+// allowed through a Locked principal, and even with resetOnSuccess naming
+// the principal the lock keeps its until, level and counters (a proofs
+// counterexample: proofs/testdata/noshorten-reset-on-success-principal.jsonl).
+func TestR_SUCCESS_LeavesARunningLockAlone(t *testing.T) {
+	for _, scope := range []ResetScope{ResetPrincipal, ResetAll} {
+		t.Run(scope.String(), func(t *testing.T) {
+			p := testPolicy()
+			p.ResetOnSuccess = scope
+			v, _ := Decide(View{}, right, t0, &p) // the source becomes familiar
+			locked := Key{Mode: Locked, Until: t0.Add(time.Hour), LockedAt: t0, Level: 1, QuietFrom: t0}
+			v.Principal = locked
+			v, d := Decide(v, right, t0.Add(time.Minute), &p)
+			if d.Verdict != Allowed {
+				t.Fatalf("familiar source refused: %+v", d)
+			}
+			if v.Principal != locked {
+				t.Fatalf("principal after a familiar success = %+v, want the lock untouched %+v", v.Principal, locked)
+			}
+			// An Open principal is still cleared as resetOnSuccess names.
+			v.Principal = Key{NFail: 2, Failures: [MaxThreshold]Instant{t0, t0}, QuietFrom: t0}
+			v, _ = Decide(v, right, t0.Add(2*time.Minute), &p)
+			if v.Principal.NFail != 0 {
+				t.Fatalf("open principal kept %d failures", v.Principal.NFail)
+			}
+		})
+	}
+}
+
 func TestR_2FA_WrongSecondFactorCountsOnPairOnly(t *testing.T) {
 	p := testPolicy()
 	v, d := Decide(View{}, Event{Outcome: WrongSecondFactor}, t0, &p)

@@ -216,6 +216,9 @@ counterexample trace of any violation (SPEC §9 format, replayable with `+"`latc
 		if rg.bug != "" {
 			status = "**model bug, open**: " + rg.bug
 		}
+		if rg.fixed != "" {
+			status = "model bug, **fixed**: " + rg.fixed
+		}
 		fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s |\n", rg.file, pol, rg.what, status)
 	}
 	b.WriteString("\n## Mutation score\n\n`TestMutation` explores `proofs.MutationPolicy()` (every mechanism on, small numbers) with each\n")

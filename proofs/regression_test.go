@@ -22,6 +22,8 @@ var regressions = []struct {
 	what   string
 	want   func(last world.Result) bool
 	bug    string
+	// fixed names a model bug this trace found that has been fixed.
+	fixed string
 }{
 	{
 		file:   "noshorten-reset-on-success-principal.jsonl",
@@ -30,9 +32,8 @@ var regressions = []struct {
 		want: func(r world.Result) bool {
 			return r.Decision == "ok" && r.Modes["principal"] == "Locked"
 		},
-		bug: "resetOnSuccess principal/all with a trust_ttl: R-SUCCESS clears a Locked principal, moving its until earlier " +
-			"although only R-UNLOCK, R-RESET and R-FACTORY may (either keep the lock and clear only the counters, or " +
-			"have R-VALID reject resetOnSuccess ≥ principal together with trustTTL > 0 and a principal threshold)",
+		fixed: "R-SUCCESS cleared a Locked principal when resetOnSuccess named it (moving its until earlier); " +
+			"a running lock is now left as it is (model/machine.go, TestR_SUCCESS_LeavesARunningLockAlone)",
 	},
 	{
 		file: "nodos-keycloak.jsonl", preset: "keycloak",
