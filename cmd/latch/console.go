@@ -140,6 +140,27 @@ func (c *console) flags(name string) *flag.FlagSet {
 	return fs
 }
 
+// parseAnywhere parses flags before, between and after the positional
+// arguments (`latch user add bob --role operator`): the flag package stops
+// at the first positional one, and a flag silently taken for a name would
+// act on the wrong data folder or role. "--" ends flags as usual.
+func parseAnywhere(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+}
+
 func (c *console) status(args []string) int {
 	fs := c.flags("status")
 	data := dataFlag(fs)
@@ -206,7 +227,8 @@ func (c *console) user(args []string) int {
 	as := fs.String("as", "", "admin to authenticate as (default: the first admin)")
 	role := fs.String("role", "viewer", "role for add: admin, operator or viewer")
 	email := fs.String("email", "", "e-mail for add")
-	if fs.Parse(args[1:]) != nil {
+	names, err := parseAnywhere(fs, args[1:])
+	if err != nil {
 		return 2
 	}
 	db, svc, err := c.open(*data)
@@ -232,11 +254,11 @@ func (c *console) user(args []string) int {
 		w.Flush()
 		return 0
 	}
-	if fs.NArg() != 1 {
+	if len(names) != 1 {
 		fmt.Fprintf(c.stderr, "latch user %s: want exactly one USER\n", sub)
 		return 2
 	}
-	name := fs.Arg(0)
+	name := names[0]
 	actor, err := c.authenticate(ctx, svc, *as)
 	if err != nil {
 		return c.fail("user "+sub, err)
@@ -280,18 +302,15 @@ func (c *console) unlock(args []string) int {
 	as := fs.String("as", "", "admin to authenticate as (default: the first admin)")
 	src := fs.String("source", "", "unlock only this `address`'s pair and source keys")
 	all := fs.Bool("all", false, "unlock every key")
-	// Accept the user before or after the flags.
-	var user string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		user, args = args[0], args[1:]
-	}
-	if fs.Parse(args) != nil {
+	names, err := parseAnywhere(fs, args)
+	if err != nil {
 		return 2
 	}
-	if user == "" && fs.NArg() == 1 {
-		user = fs.Arg(0)
+	var user string
+	if len(names) == 1 {
+		user = names[0]
 	}
-	if (user == "") == !*all {
+	if len(names) > 1 || (user == "") == !*all {
 		fmt.Fprintln(c.stderr, "latch unlock: want USER [--source ADDR] or --all")
 		return 2
 	}
