@@ -127,7 +127,8 @@ func (tx *Tx) SetSettings(ctx context.Context, settings json.RawMessage) error {
 }
 
 // FactoryReset erases users (and with them recovery codes and sessions), all
-// key states, the policy, pending notifications and the settings, rotates
+// key states, e-mailed recovery codes and their windows, the policy,
+// pending notifications and the settings, rotates
 // the device secret and returns the device to inactive (SPEC R-FACTORY).
 // Cameras, segments, garbage and the audit log are kept: recordings and
 // their index are untouched, and the reset itself is audited by the caller
@@ -142,6 +143,7 @@ func (tx *Tx) FactoryReset(ctx context.Context) error {
 	for _, stmt := range []string{
 		`DELETE FROM sessions`,
 		`DELETE FROM recovery_codes`,
+		`DELETE FROM recovery_tokens`,
 		`DELETE FROM users`,
 		`DELETE FROM key_states`,
 		`DELETE FROM policy`,

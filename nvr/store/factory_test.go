@@ -35,6 +35,10 @@ func populate(t *testing.T, db *store.DB) {
 		if err := tx.RevokeSession(ctx, store.SessionIDHash("tok"), t0+1, "logout"); err != nil {
 			return err
 		}
+		if err := tx.PutRecoveryToken(ctx, store.RecoveryToken{Principal: "admin", UserID: uid, CodeHash: bytes.Repeat([]byte{7}, 32),
+			CreatedNS: t0, ExpiresNS: t0 + 15*minute, WindowNS: t0, Issued: 1}); err != nil {
+			return err
+		}
 		for _, k := range []store.KeyState{
 			{KeyID: store.KeyID{Kind: store.KindPair, Principal: "admin", Source: "192.0.2.1"}, Mode: store.ModeLocked, RemainingNS: minute, WallAnchorNS: t0},
 			{KeyID: store.KeyID{Kind: store.KindSource, Source: "192.0.2.1"}, Mode: store.ModeOpen, WallAnchorNS: t0},
@@ -95,7 +99,7 @@ func TestFactoryReset(t *testing.T) {
 
 	raw := db.ReadPool()
 	for table, want := range map[string]int{
-		"users": 0, "recovery_codes": 0, "sessions": 0, "key_states": 0, "policy": 0, "outbox": 0,
+		"users": 0, "recovery_codes": 0, "recovery_tokens": 0, "sessions": 0, "key_states": 0, "policy": 0, "outbox": 0,
 		"cameras": 1, "segments": 2, "garbage": 1, "audit_log": len(auditBefore) + 1,
 	} {
 		if got := count(t, raw, table); got != want {

@@ -15,7 +15,7 @@ import (
 // embedded migration. A database with a higher PRAGMA user_version was
 // written by a newer binary and is refused (ErrSchemaTooNew), because
 // downgrading firmware must not silently misread newer data.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 //go:embed migrations/*.sql
 var migrationFS embed.FS

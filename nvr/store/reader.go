@@ -13,6 +13,7 @@ type Reader interface {
 	GetUserByName(ctx context.Context, name string) (User, error)
 	ListUsers(ctx context.Context) ([]User, error)
 	ListRecoveryCodes(ctx context.Context, userID int64) ([]RecoveryCode, error)
+	GetRecoveryToken(ctx context.Context, principal string) (RecoveryToken, error)
 
 	GetKeyState(ctx context.Context, id KeyID) (KeyState, error)
 	ListNotOpen(ctx context.Context) ([]KeyState, error)

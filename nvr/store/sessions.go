@@ -17,8 +17,12 @@ type Session struct {
 	AbsoluteExpiresNS int64
 	RevokedNS         int64  // 0: not revoked
 	RevokeReason      string // "" unless revoked, e.g. "logout", "password changed"
-	Peer              string
+	Peer              string // the socket peer (ip:port)
 	UserAgent         string
+	// Source is the client's lock source (SPEC §1), behind trusted proxies
+	// included; with UserAgent it names the session's endpoint. "" for
+	// sessions from before schema version 3.
+	Source string
 }
 
 // SessionIDHash is how a session token is stored and looked up: SHA-256.
@@ -33,9 +37,9 @@ func SessionIDHash(token string) []byte {
 func (tx *Tx) InsertSession(ctx context.Context, s Session) error {
 	_, err := tx.q.ExecContext(ctx, `
 		INSERT INTO sessions (id_hash, user_id, created_ns, last_used_ns, idle_expires_ns,
-		                      absolute_expires_ns, peer, user_agent)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		s.IDHash, s.UserID, s.CreatedNS, s.LastUsedNS, s.IdleExpiresNS, s.AbsoluteExpiresNS, s.Peer, s.UserAgent)
+		                      absolute_expires_ns, peer, user_agent, source)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		s.IDHash, s.UserID, s.CreatedNS, s.LastUsedNS, s.IdleExpiresNS, s.AbsoluteExpiresNS, s.Peer, s.UserAgent, s.Source)
 	return wrap(fmt.Sprintf("insert session for user %d", s.UserID), err)
 }
 
@@ -82,7 +86,7 @@ func (tx *Tx) PruneSessions(ctx context.Context, beforeNS int64) (int64, error) 
 }
 
 const sessionColumns = `id_hash, user_id, created_ns, last_used_ns, idle_expires_ns, absolute_expires_ns,
-	coalesce(revoked_ns, 0), coalesce(revoke_reason, ''), peer, user_agent`
+	coalesce(revoked_ns, 0), coalesce(revoke_reason, ''), peer, user_agent, source`
 
 var (
 	sqlGetSession   = hot(`SELECT ` + sessionColumns + ` FROM sessions WHERE id_hash = ?`)
@@ -93,7 +97,7 @@ var (
 func scanSession(row interface{ Scan(...any) error }) (Session, error) {
 	var s Session
 	err := row.Scan(&s.IDHash, &s.UserID, &s.CreatedNS, &s.LastUsedNS, &s.IdleExpiresNS,
-		&s.AbsoluteExpiresNS, &s.RevokedNS, &s.RevokeReason, &s.Peer, &s.UserAgent)
+		&s.AbsoluteExpiresNS, &s.RevokedNS, &s.RevokeReason, &s.Peer, &s.UserAgent, &s.Source)
 	return s, err
 }
 
@@ -130,4 +134,17 @@ func listUserSessions(ctx context.Context, q queryer, userID int64) ([]Session, 
 		return nil, wrap("list sessions", err)
 	}
 	return collect(rows, "list sessions", scanSession)
+}
+
+// ListLiveUserSessions returns the user's sessions that are valid at nowNS
+// (not revoked, within idle and absolute expiry), oldest first: what the
+// concurrent-session policy looks at when the user signs in again.
+func (tx *Tx) ListLiveUserSessions(ctx context.Context, userID, nowNS int64) ([]Session, error) {
+	rows, err := tx.q.QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions
+		WHERE user_id = ?1 AND revoked_ns IS NULL AND idle_expires_ns > ?2 AND absolute_expires_ns > ?2
+		ORDER BY created_ns, id_hash`, userID, nowNS)
+	if err != nil {
+		return nil, wrap("list live sessions", err)
+	}
+	return collect(rows, "list live sessions", scanSession)
 }
