@@ -124,8 +124,8 @@ func (s *Service) CreateUser(ctx context.Context, actor Actor, nu NewUser) (stor
 	if err := CheckPassword(nu.Password, string(pr)); err != nil {
 		return store.User{}, err
 	}
-	if len(nu.Email) > 254 || (nu.Email != "" && !strings.Contains(nu.Email, "@")) {
-		return store.User{}, fmt.Errorf("%w: email address", ErrInvalidInput)
+	if err := checkEmail(nu.Email); err != nil {
+		return store.User{}, err
 	}
 	hash, err := s.hasher.Hash(ctx, nu.Password)
 	if err != nil {
@@ -144,6 +144,24 @@ func (s *Service) CreateUser(ctx context.Context, actor Actor, nu NewUser) (stor
 		return store.User{}, fmt.Errorf("auth: create user: %w", err)
 	}
 	return u, nil
+}
+
+// checkEmail says why an e-mail address is not acceptable ("" is: none).
+// It is where notices and recovery codes go (R-RESET), so it must be one
+// line a mail server can take; whether the mailbox exists only delivery
+// can tell.
+func checkEmail(addr string) error {
+	switch {
+	case addr == "":
+		return nil
+	case len(addr) > 254:
+		return fmt.Errorf("%w: email address longer than 254 bytes", ErrInvalidInput)
+	case !strings.Contains(addr, "@") || strings.HasPrefix(addr, "@") || strings.HasSuffix(addr, "@"):
+		return fmt.Errorf("%w: email address: want name@domain", ErrInvalidInput)
+	case strings.ContainsFunc(addr, func(r rune) bool { return r <= ' ' || r == 0x7f || unicode.Is(unicode.Cf, r) }):
+		return fmt.Errorf("%w: email address: no spaces or control characters", ErrInvalidInput)
+	}
+	return nil
 }
 
 // userByName canonicalises and looks up a user.
@@ -195,6 +213,11 @@ func (s *Service) UpdateUser(ctx context.Context, actor Actor, name string, edit
 		if _, err := model.ParseRole(string(u.Role)); err != nil {
 			return fmt.Errorf("%w: role must be admin, operator or viewer", ErrInvalidInput)
 		}
+		if u.Email != before.Email {
+			if err := checkEmail(u.Email); err != nil {
+				return err
+			}
+		}
 		if before.Role == store.RoleAdmin && (u.Role != store.RoleAdmin || u.Disabled || u.ExpiresNS != 0) {
 			n, err := enabledAdmins(ctx, tx, u.ID, wall)
 			if err != nil {
@@ -210,6 +233,12 @@ func (s *Service) UpdateUser(ctx context.Context, actor Actor, name string, edit
 		}
 		if u.Disabled && !before.Disabled {
 			if _, err := tx.RevokeUserSessions(ctx, u.ID, wall, "disabled"); err != nil {
+				return err
+			}
+		}
+		// Recovery codes back up the second factor: they go with it.
+		if len(u.TOTPSecret) == 0 && len(before.TOTPSecret) > 0 {
+			if err := tx.ReplaceRecoveryCodes(ctx, u.ID, nil, wall); err != nil {
 				return err
 			}
 		}
@@ -240,6 +269,9 @@ func describeUserChange(b, a store.User) string {
 	}
 	if b.ExpiresNS != a.ExpiresNS {
 		parts = append(parts, "expiry changed")
+	}
+	if (len(b.TOTPSecret) > 0) != (len(a.TOTPSecret) > 0) {
+		parts = append(parts, map[bool]string{true: "two-factor authentication on", false: "two-factor authentication removed"}[len(a.TOTPSecret) > 0])
 	}
 	if len(parts) == 0 {
 		return "no change"
@@ -286,6 +318,15 @@ func (s *Service) DeleteUser(ctx context.Context, actor Actor, name string) erro
 	})
 }
 
+// passwordAct is why a password is being set.
+type passwordAct int
+
+const (
+	changeBySelf passwordAct = iota // the user changed it, knowing the old one
+	resetByAdmin                    // R-RESET by an admin: change forced at next login
+	resetBySelf                     // R-RESET by self-service recovery: the user chose it
+)
+
 // SetPassword replaces a user's password. An admin reset (admin true) also
 // opens every key of the principal (R-RESET), revokes its sessions and
 // forces a change at next login; a user's own change revokes its other
@@ -302,33 +343,77 @@ func (s *Service) SetPassword(ctx context.Context, actor Actor, name, password s
 	if err != nil {
 		return err
 	}
-	pr := model.Principal(u.Name)
-	unlock := s.lockKeys(pr, model.Source{})
+	act, how := changeBySelf, ""
+	if adminReset {
+		act, how = resetByAdmin, "an administrator ("+string(actor)+")"
+	}
+	unlock := s.lockKeys(model.Principal(u.Name), model.Source{})
 	defer unlock()
 	wall := s.clk.Now().UnixNano()
-	return s.db.WithTx(ctx, func(tx *store.Tx) error {
+	return s.withRetries(ctx, func(tx *store.Tx) error {
 		u, err := tx.GetUser(ctx, u.ID)
 		if err != nil {
 			return err
 		}
-		u.PasswordHash, u.MustChangePassword, u.UpdatedNS = hash, adminReset, wall
-		if err := tx.UpdateUser(ctx, u); err != nil {
-			return err
-		}
-		reason := "password changed"
-		if adminReset {
-			reason = "password reset"
-		}
-		if _, err := tx.RevokeUserSessions(ctx, u.ID, wall, reason); err != nil {
-			return err
-		}
-		if adminReset {
-			if err := s.unlockPrincipalTx(ctx, tx, pr, wall); err != nil {
-				return err
-			}
-		}
-		return s.audit(ctx, tx, actor, u.Name, "", "", map[bool]string{true: "reset", false: "password_change"}[adminReset], reason+" (R-RESET)", nil, wall)
+		return s.setPasswordTx(ctx, tx, actor, u, hash, act, how, "", wall)
 	})
+}
+
+// withRetries runs fn in a transaction, again when a key changed under it
+// (errStale: the console wrote it meanwhile); fn must be safe to repeat,
+// which it is because a failed transaction leaves nothing.
+func (s *Service) withRetries(ctx context.Context, fn func(*store.Tx) error) error {
+	var err error
+	for try := 0; try < maxRetries; try++ {
+		if err = s.db.WithTx(ctx, fn); !errors.Is(err, errStale) {
+			return err
+		}
+	}
+	return err
+}
+
+// setPasswordTx stores a new password hash for u (read in tx) and does what
+// act implies: every password change revokes the user's sessions and voids
+// an outstanding e-mailed recovery code; a reset (R-RESET) also opens the
+// principal and all its pairs at level 0 and tells the user by e-mail
+// (how says who reset it); only an admin reset forces a change at next
+// login. source is the client's, for the audit record ("" for an admin
+// act). The caller holds the principal's stripe.
+func (s *Service) setPasswordTx(ctx context.Context, tx *store.Tx, actor Actor, u store.User, hash string, act passwordAct, how, source string, wall int64) error {
+	reset := act != changeBySelf
+	u.PasswordHash, u.MustChangePassword, u.UpdatedNS = hash, act == resetByAdmin, wall
+	if err := tx.UpdateUser(ctx, u); err != nil {
+		return err
+	}
+	reason := "password changed"
+	if reset {
+		reason = "password reset"
+	}
+	if _, err := tx.RevokeUserSessions(ctx, u.ID, wall, reason); err != nil {
+		return err
+	}
+	if err := tx.InvalidateRecoveryToken(ctx, u.Name); err != nil {
+		return err
+	}
+	if !reset {
+		return s.audit(ctx, tx, actor, u.Name, "", "", "password_change", reason+" (R-RESET)", nil, wall)
+	}
+	if err := s.unlockPrincipalTx(ctx, tx, model.Principal(u.Name), wall); err != nil {
+		return err
+	}
+	if err := s.audit(ctx, tx, actor, u.Name, source, "", "reset", reason+" by "+how+": every key of the account opened, sessions revoked (R-RESET)", nil, wall); err != nil {
+		return err
+	}
+	if u.Email == "" {
+		return nil
+	}
+	_, err := tx.EnqueueOutbox(ctx, store.OutboxMessage{Kind: "password_reset", Recipient: u.Email,
+		Subject: "Your NVR password was reset",
+		Body: fmt.Sprintf("The password of user %s was reset at %s by %s.\n\n"+
+			"Every session was signed out and the account's locks were opened. If this was not you, tell the device's administrator at once.",
+			u.Name, time.Unix(0, wall).UTC().Format(time.RFC3339), how),
+		CreatedNS: wall, NextAttemptNS: wall})
+	return err
 }
 
 // UnlockScope says what Unlock opens (R-UNLOCK).
@@ -555,18 +640,21 @@ func (s *Service) FactoryReset(ctx context.Context, actor Actor) error {
 	if err != nil {
 		return fmt.Errorf("auth: factory reset: %w", err)
 	}
-	return s.loadDeviceKey(ctx)
+	return s.loadDevice(ctx)
 }
 
 // Maintain seals the audit log's closed refusal aggregates and prunes dead
-// sessions; serve calls it once a minute.
+// sessions and spent recovery rows; serve calls it once a minute.
 func (s *Service) Maintain(ctx context.Context) error {
 	wall := s.clk.Now().UnixNano()
 	return s.db.WithTx(ctx, func(tx *store.Tx) error {
 		if _, err := tx.SealAuditAggregates(ctx, wall/int64(time.Minute)); err != nil {
 			return err
 		}
-		_, err := tx.PruneSessions(ctx, wall)
+		if _, err := tx.PruneSessions(ctx, wall); err != nil {
+			return err
+		}
+		_, err := tx.PruneRecoveryTokens(ctx, wall, wall-int64(RecoveryWindow))
 		return err
 	})
 }

@@ -14,7 +14,8 @@ import (
 type Attempt struct {
 	Username string
 	Secret   string
-	// TOTP is the second factor, if the client sent one.
+	// TOTP is the second factor, if the client sent one: the
+	// authenticator's 6 digits, or one of the user's recovery codes.
 	TOTP    string
 	Source  model.Source // zero for the console
 	Channel model.Channel
@@ -229,6 +230,18 @@ func (s *Service) verify(ctx context.Context, u store.User, known bool, a Attemp
 	case a.TOTP == "":
 		return verification{done: true, needOTP: true}, nil
 	}
+	if len(a.TOTP) != 6 {
+		// Not an authenticator code: one of the single-use recovery codes
+		// (a lost phone). Wrong counts like a wrong code (R-2FA).
+		ok, err := s.useBackupCode(ctx, u, a.TOTP, wall)
+		if err != nil {
+			return verification{}, fmt.Errorf("auth: recovery code: %w", err)
+		}
+		if !ok {
+			return verification{done: true, outcome: model.WrongSecondFactor}, nil
+		}
+		return verification{done: true, outcome: model.RightSecret}, nil
+	}
 	step, ok := checkTOTP(string(u.TOTPSecret), a.TOTP, time.Unix(0, wall))
 	if ok {
 		// A code is good once (its step must move forward).
@@ -264,16 +277,29 @@ func (s *Service) onSuccess(ctx context.Context, tx *store.Tx, res *Result, u st
 	if a.NoSession || a.Channel == model.Console {
 		return nil
 	}
-	token, err := s.newSession(ctx, tx, u.ID, a.Peer, a.UserAgent, wall)
+	ep := endpointOf(a.Source.String(), a.UserAgent)
+	// Read once: the policy an admin saves meanwhile applies from the next
+	// sign-in.
+	policy, _ := s.SessionPolicy()
+	var before []store.Session
+	if policy != SessionsAllow {
+		var err error
+		if before, err = tx.ListLiveUserSessions(ctx, u.ID, wall); err != nil {
+			return err
+		}
+	}
+	token, err := s.newSession(ctx, tx, u.ID, a.Peer, ep, wall)
 	if err != nil {
 		return err
 	}
 	res.Token = token
-	if d.Effects&model.EffNewDevice != 0 && u.Email != "" {
-		_, err := tx.EnqueueOutbox(ctx, store.OutboxMessage{Kind: "new_device", Recipient: u.Email,
-			Subject: "New sign-in to your NVR", Body: fmt.Sprintf("User %s signed in from a new device at %s (%s).", u.Name, a.Source, time.Unix(0, wall).UTC().Format(time.RFC3339)),
-			CreatedNS: wall, NextAttemptNS: wall})
+	newDevice := d.Effects&model.EffNewDevice != 0
+	told, err := s.applySessionPolicy(ctx, tx, policy, u, ep, before, newDevice, wall)
+	if err != nil || told || !newDevice || u.Email == "" {
 		return err
 	}
-	return nil
+	_, err = tx.EnqueueOutbox(ctx, store.OutboxMessage{Kind: "new_device", Recipient: u.Email,
+		Subject: "New sign-in to your NVR", Body: fmt.Sprintf("User %s signed in from a new device at %s (%s).", u.Name, a.Source, time.Unix(0, wall).UTC().Format(time.RFC3339)),
+		CreatedNS: wall, NextAttemptNS: wall})
+	return err
 }

@@ -5,10 +5,12 @@ import (
 	"context"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -28,10 +30,14 @@ import (
 // nothing was lost, and checks that the auth service decides on the
 // migrated key states exactly as the model does.
 //
-// Regenerate (only when adding the fixture of a new version) with
+// Generate a fixture once, when its version is the newest before a new
+// migration, with
 //
-//	go test ./nvr/auth/ -run TestMigrate -update-fixtures
-var updateFixtures = flag.Bool("update-fixtures", false, "rewrite testdata/migrate/v1.sql")
+//	go test ./nvr/auth/ -run TestMigrateV2 -update-fixtures
+//
+// (each test rewrites only its own fixture; never rewrite an old one: it
+// stands for files in the field).
+var updateFixtures = flag.Bool("update-fixtures", false, "rewrite the testdata/migrate fixture of each test that runs")
 
 // fixtureWall is the wall clock when the v1 binary last wrote the keys.
 var fixtureWall = time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
@@ -271,5 +277,179 @@ func TestMigrateV1KeepsUsersKeysAndSegments(t *testing.T) {
 			t.Fatalf("%+v after migration:\n got %+v\nwant %+v", step, res.Decision, want)
 		}
 		t.Logf("%s from %q: %s %s %v", step.user, step.source, res.Decision.Verdict, res.Decision.Scope, res.Decision.RetryAfter)
+	}
+}
+
+// The v2 fixture adds what schema 2 had and 3 changes: sessions (3 adds
+// their endpoint's source) and the outbox; 3 also adds recovery rows.
+const (
+	// fixtureToken is bob's live session in the v2 fixture (43 characters
+	// of base64url, as the service makes them).
+	fixtureToken = "v2-fixture-session-token-of-bob-0123456789A"
+	bobEmail     = "bob@example.com"
+)
+
+// writeV2Fixture writes testdata/migrate/v2.sql from migrations 0001 and
+// 0002 and the v2 binary's rows.
+func writeV2Fixture(t *testing.T, path string) {
+	var schema []byte
+	for _, m := range []string{"0001_init.sql", "0002_outbox.sql"} {
+		b, err := os.ReadFile(filepath.Join("..", "store", "migrations", m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		schema = append(append(schema, b...), '\n')
+	}
+	h := NewHasher(CheapParams, 1)
+	ctx := context.Background()
+	hash := func(s string) string {
+		v, err := h.Hash(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	wall := fixtureWall.UnixNano()
+	var b strings.Builder
+	fmt.Fprintf(&b, "-- A Latch database as a schema-version-2 binary left it (see migrate_test.go).\n")
+	fmt.Fprintf(&b, "-- Generated once; never edit: it stands for files in the field.\n\n")
+	b.Write(schema)
+	fmt.Fprintf(&b, "\nPRAGMA user_version = 2;\n\n")
+	fmt.Fprintf(&b, "INSERT INTO device (id, activated, activated_ns, firmware_version, master_pin_hash, settings_json, device_secret)\n"+
+		"VALUES (1, 1, %d, 'v2.0.0', %s, '{\"theme\":\"dark\"}', %s);\n",
+		wall-int64(24*time.Hour), sqlText(hash(pin)), sqlBlob(bytes.Repeat([]byte{0x5a}, 32)))
+	for i, u := range []struct{ name, role, pw, email string }{
+		{"admin", "admin", adminPW, ""}, {"bob", "operator", userPW, bobEmail}, {"carol", "viewer", userPW, ""},
+	} {
+		disabled := 0
+		if u.name == "carol" {
+			disabled = 1
+		}
+		fmt.Fprintf(&b, "INSERT INTO users (id, name, display_name, email, role, password_hash, disabled, created_ns, updated_ns)\n"+
+			"VALUES (%d, %s, %s, %s, %s, %s, %d, %d, %d);\n", i+1, sqlText(u.name), sqlText(strings.ToUpper(u.name[:1])+u.name[1:]),
+			sqlText(u.email), sqlText(u.role), sqlText(hash(u.pw)), disabled, wall, wall)
+	}
+	w, savedAt := fixtureWorld()
+	for _, r := range fixtureRows(w, savedAt) {
+		fmt.Fprintf(&b, "INSERT INTO key_states (kind, principal, source, mode, state, remaining_ns, wall_anchor_ns, version)\n"+
+			"VALUES (%s, %s, %s, %s, %s, %d, %d, %d);\n", sqlText(string(r.Kind)), sqlText(r.Principal), sqlText(r.Source),
+			sqlText(string(r.Mode)), sqlBlob(r.State), r.RemainingNS, r.WallAnchorNS, r.Version)
+	}
+	// Bob's session from the office, live when the v2 binary stopped; an
+	// older one he signed out of.
+	fmt.Fprintf(&b, "INSERT INTO sessions (id_hash, user_id, created_ns, last_used_ns, idle_expires_ns, absolute_expires_ns, peer, user_agent)\n"+
+		"VALUES (%s, 2, %d, %d, %d, %d, '10.20.0.8:51234', 'Firefox/140.0');\n",
+		sqlBlob(store.SessionIDHash(fixtureToken)), wall-int64(10*time.Minute), wall, wall+int64(30*time.Minute), wall+int64(11*time.Hour))
+	fmt.Fprintf(&b, "INSERT INTO sessions (id_hash, user_id, created_ns, last_used_ns, idle_expires_ns, absolute_expires_ns, revoked_ns, revoke_reason, peer, user_agent)\n"+
+		"VALUES (%s, 2, %d, %d, %d, %d, %d, 'logout', '10.20.0.8:50000', 'Firefox/140.0');\n",
+		sqlBlob(store.SessionIDHash("an-older-token")), wall-int64(time.Hour), wall-int64(time.Hour), wall, wall+int64(10*time.Hour), wall-int64(50*time.Minute))
+	fmt.Fprintf(&b, "INSERT INTO outbox (kind, recipient, subject, body, created_ns, attempts, next_attempt_ns, delivered_ns)\n"+
+		"VALUES ('lock', %s, 'NVR account bob lock', 'locked', %d, 1, NULL, %d);\n", sqlText(bobEmail), wall-int64(time.Minute), wall-int64(time.Minute)+int64(time.Second))
+	fmt.Fprintf(&b, "INSERT INTO cameras (id, name, fps, width, height, enabled) VALUES (1, 'cam1', 1, 640, 360, 1);\n")
+	fmt.Fprintf(&b, "INSERT INTO segments (camera_id, start_wall_ns, end_wall_ns, start_instant_ns, duration_ns, bytes, frames, path)\n"+
+		"VALUES (1, %d, %d, 0, %d, 1000, 60, 'recordings/cam1/seg0.mjpeg');\n", wall-int64(time.Minute), wall, int64(time.Minute))
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMigrateV2ToV3 opens a schema-2 database: users, keys, sessions,
+// the outbox and segments survive; a v2 session is still valid and has an
+// unknown endpoint (so signing in elsewhere is a concurrent login); and
+// self-service recovery works on the migrated account.
+func TestMigrateV2ToV3(t *testing.T) {
+	fixture := filepath.Join("testdata", "migrate", "v2.sql")
+	if *updateFixtures {
+		writeV2Fixture(t, fixture)
+	}
+	path := filepath.Join(t.TempDir(), "latch.db")
+	buildFromFixture(t, fixture, path)
+	ctx := context.Background()
+	db, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	dev, err := db.GetDevice(ctx)
+	if err != nil || dev.SchemaVersion != 3 || !dev.Activated || string(dev.Settings) != `{"theme":"dark"}` {
+		t.Fatalf("device after migration: %+v %v", dev, err)
+	}
+	users, err := db.ListUsers(ctx)
+	if err != nil || len(users) != 3 || users[1].Email != bobEmail || !users[2].Disabled {
+		t.Fatalf("users after migration: %v %+v", err, users)
+	}
+	w, savedAt := fixtureWorld()
+	for _, want := range fixtureRows(w, savedAt) {
+		got, err := db.GetKeyState(ctx, want.KeyID)
+		if err != nil || !bytes.Equal(got.State, want.State) || got.Version != want.Version {
+			t.Fatalf("%s after migration: %+v, %v", want.KeyID, got, err)
+		}
+	}
+	sessions, err := db.ListUserSessions(ctx, 2)
+	if err != nil || len(sessions) != 2 || sessions[0].Source != "" || sessions[0].UserAgent != "Firefox/140.0" || sessions[1].RevokeReason != "logout" {
+		t.Fatalf("sessions after migration: %+v %v", sessions, err)
+	}
+	if m, err := db.GetOutbox(ctx, 1); err != nil || m.DeliveredNS == 0 || m.Recipient != bobEmail {
+		t.Fatalf("outbox after migration: %+v %v", m, err)
+	}
+	if segs, err := db.ListSegments(ctx, 1, 0, 1<<62, 0); err != nil || len(segs) != 1 {
+		t.Fatalf("segments after migration: %+v %v", segs, err)
+	}
+
+	clk := clock.NewSim(fixtureWall.Add(20 * time.Second))
+	svc, err := New(db, Config{Clock: clk, Hasher: NewHasher(CheapParams, 1), Policy: model.Default(), BootID: fixtureBoot + 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	if u, _, err := svc.Session(ctx, fixtureToken); err != nil || u.Name != "bob" {
+		t.Fatalf("the v2 session after migration: %+v %v", u, err)
+	}
+	if p, src := svc.SessionPolicy(); p != SessionsNotify || src != "default" {
+		t.Fatalf("sessions policy on a migrated device: %s from %s", p, src)
+	}
+	// Bob signs in from home while the v2 session (endpoint unknown) is
+	// live: a concurrent login under the default policy.
+	res, err := svc.Login(ctx, Attempt{Username: "bob", Secret: userPW, Source: fixtureSource["home"], Channel: model.Remote, UserAgent: "Firefox/140.0"})
+	if err != nil || res.Decision.Verdict != model.Allowed {
+		t.Fatalf("bob from home: %+v %v", res, err)
+	}
+	if recs, _ := db.ListAudit(ctx, store.AuditFilter{Outcome: "concurrent_session", Principal: "bob"}); len(recs) != 1 {
+		t.Fatalf("concurrent_session audits: %+v", recs)
+	}
+
+	// Recovery on the migrated account: bob's console key is locked and
+	// his office pair is counting; a reset opens them and ends sessions.
+	if err := svc.StartRecovery(ctx, "bob", fixtureSource["office"]); err != nil {
+		t.Fatal(err)
+	}
+	due, err := db.NextDueOutbox(ctx, clk.Now().UnixNano(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var code string
+	for _, m := range due {
+		if m.Kind == "recovery_code" {
+			code = regexp.MustCompile(`Recovery code: ([A-Z2-7-]+)`).FindStringSubmatch(m.Body)[1]
+		}
+	}
+	if err := svc.FinishRecovery(ctx, Recovery{Username: "bob", Code: code, NewPassword: "lantern quarry meadow 58", Source: fixtureSource["office"]}); err != nil {
+		t.Fatalf("recovery after migration: %v", err)
+	}
+	if _, _, err := svc.Session(ctx, fixtureToken); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("the v2 session after recovery: %v", err)
+	}
+	keys, err := db.ListPrincipalKeys(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if k.Mode != store.ModeOpen {
+			t.Fatalf("%s is %s after recovery (R-RESET)", k.KeyID, k.Mode)
+		}
+	}
+	res, err = svc.Login(ctx, Attempt{Username: "bob", Secret: "lantern quarry meadow 58", Channel: model.Console, NoSession: true})
+	if err != nil || res.Decision.Verdict != model.Allowed {
+		t.Fatalf("bob at the console after recovery: %+v %v", res.Decision, err)
 	}
 }

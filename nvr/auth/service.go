@@ -31,7 +31,11 @@ type Config struct {
 	BootID uint64
 	// SessionIdle and SessionAbsolute bound sessions (0: 30 min and 12 h).
 	SessionIdle, SessionAbsolute time.Duration
-	Log                          *slog.Logger
+	// SessionPolicy, if set, overrides the session policy stored in the
+	// device settings until an admin changes it (latch serve
+	// --sessions-policy); "" uses the stored one, or notify.
+	SessionPolicy SessionPolicy
+	Log           *slog.Logger
 }
 
 // Service decides logins and administers users, keys and sessions.
@@ -58,6 +62,14 @@ type Service struct {
 	sourceLocks    [64]sync.Mutex
 
 	deviceKey atomic.Pointer[[]byte]
+
+	// sessions is the session policy in force; sessionOverride the
+	// start-up one (Config.SessionPolicy), which a factory reset restores.
+	sessions        atomic.Pointer[sessionSetting]
+	sessionOverride SessionPolicy
+
+	// recovery holds the in-memory rate limits of self-service recovery.
+	recovery recoveryLimits
 
 	// bootInstant and bootWall are the clock when this service started:
 	// keys written by an earlier boot are restored as of that moment
@@ -105,12 +117,18 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	if err := cfg.Policy.Validate(); err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
+	if cfg.SessionPolicy != "" {
+		if _, err := ParseSessionPolicy(string(cfg.SessionPolicy)); err != nil {
+			return nil, fmt.Errorf("auth: %w", err)
+		}
+	}
 	s := &Service{db: db, clk: cfg.Clock, hasher: cfg.Hasher, bootID: cfg.BootID, log: cfg.Log,
-		idle: cfg.SessionIdle, abs: cfg.SessionAbsolute, commit: committer{db: db},
+		idle: cfg.SessionIdle, abs: cfg.SessionAbsolute, commit: committer{db: db}, sessionOverride: cfg.SessionPolicy,
+		recovery:    newRecoveryLimits(),
 		bootInstant: model.Instant(cfg.Clock.Instant()), bootWall: cfg.Clock.Now().UnixNano()}
 	p := cfg.Policy
 	s.policy.Store(&p)
-	if err := s.loadDeviceKey(context.Background()); err != nil {
+	if err := s.loadDevice(context.Background()); err != nil {
 		return nil, err
 	}
 	var err error
@@ -128,13 +146,16 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 // connections). Close the service before the store.
 func (s *Service) Close() error { return s.reader.close() }
 
-func (s *Service) loadDeviceKey(ctx context.Context) error {
+// loadDevice reads what the service keeps of the device row: the device
+// secret (R-REPLAY fingerprints) and the session policy.
+func (s *Service) loadDevice(ctx context.Context) error {
 	dev, err := s.db.GetDevice(ctx)
 	if err != nil {
 		return fmt.Errorf("auth: device: %w", err)
 	}
 	k := append([]byte(nil), dev.Secret...)
 	s.deviceKey.Store(&k)
+	s.loadSessionPolicy(ctx, dev)
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/latchnvr/latch/nvr/store"
@@ -17,20 +18,100 @@ var ErrNoSession = errors.New("no valid session")
 // TokenBytes is the session token's entropy: 256 bits.
 const TokenBytes = 32
 
-func (s *Service) newSession(ctx context.Context, tx *store.Tx, userID int64, peer, ua string, wall int64) (string, error) {
+func (s *Service) newSession(ctx context.Context, tx *store.Tx, userID int64, peer string, ep endpoint, wall int64) (string, error) {
 	b := make([]byte, TokenBytes)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("session token: %w", err)
 	}
 	token := base64.RawURLEncoding.EncodeToString(b)
-	if len(ua) > 256 {
-		ua = ua[:256]
-	}
 	err := tx.InsertSession(ctx, store.Session{
 		IDHash: store.SessionIDHash(token), UserID: userID, CreatedNS: wall, LastUsedNS: wall,
-		IdleExpiresNS: wall + int64(s.idle), AbsoluteExpiresNS: wall + int64(s.abs), Peer: peer, UserAgent: ua,
+		IdleExpiresNS: wall + int64(s.idle), AbsoluteExpiresNS: wall + int64(s.abs), Peer: peer,
+		UserAgent: ep.userAgent, Source: ep.source,
 	})
 	return token, err
+}
+
+// maxListedEndpoints bounds the other sessions an audit record or a
+// notice lists.
+const maxListedEndpoints = 5
+
+// applySessionPolicy acts, under policy, on a sign-in that just created a
+// session at endpoint ep, given the user's sessions that were live before
+// it, in the sign-in's transaction. It reports whether it queued a notice
+// that also says the device is new (newDevice), so the caller sends no
+// second mail. It reads and writes sessions, the audit log and the outbox,
+// never a key.
+func (s *Service) applySessionPolicy(ctx context.Context, tx *store.Tx, policy SessionPolicy, u store.User, ep endpoint, before []store.Session, newDevice bool, wall int64) (bool, error) {
+	at := time.Unix(0, wall).UTC().Format(time.RFC3339)
+	var elsewhere []endpoint
+	for _, o := range before {
+		if oe := (endpoint{source: o.Source, userAgent: o.UserAgent}); oe != ep {
+			elsewhere = append(elsewhere, oe)
+		}
+	}
+	listed := func() ([]endpointJSON, string) {
+		var js []endpointJSON
+		var lines []string
+		for i, e := range elsewhere {
+			if i == maxListedEndpoints {
+				lines = append(lines, fmt.Sprintf("  … and %d more", len(elsewhere)-i))
+				break
+			}
+			js = append(js, e.json())
+			lines = append(lines, "  "+e.String())
+		}
+		return js, strings.Join(lines, "\n")
+	}
+	device := ""
+	if newDevice {
+		device = " a new device,"
+	}
+	switch policy {
+	case SessionsNotify:
+		if len(elsewhere) == 0 {
+			return false, nil
+		}
+		js, lines := listed()
+		err := s.audit(ctx, tx, "", u.Name, ep.source, "", "concurrent_session",
+			fmt.Sprintf("signed in from %s while %d other session(s) are live from other endpoints (sessions policy notify)", ep, len(elsewhere)),
+			map[string]any{"endpoint": ep.json(), "others": js}, wall)
+		if err != nil || u.Email == "" {
+			return false, err
+		}
+		_, err = tx.EnqueueOutbox(ctx, store.OutboxMessage{Kind: "concurrent_login", Recipient: u.Email,
+			Subject: "New sign-in to your NVR while you are signed in elsewhere",
+			Body: fmt.Sprintf("User %s signed in at %s from%s %s,\nwhile signed in from:\n%s\n\n"+
+				"If this was not you, change your password and sign out the other sessions on the Account page.",
+				u.Name, at, device, ep, lines),
+			CreatedNS: wall, NextAttemptNS: wall})
+		return err == nil, err
+	case SessionsReplaceOldest:
+		if len(before) == 0 {
+			return false, nil
+		}
+		for _, o := range before {
+			if err := tx.RevokeSession(ctx, o.IDHash, wall, "replaced by a newer sign-in (sessions policy replace-oldest)"); err != nil {
+				return false, err
+			}
+		}
+		js, lines := listed()
+		err := s.audit(ctx, tx, "", u.Name, ep.source, "", "session_replaced",
+			fmt.Sprintf("%d older session(s) signed out by a sign-in from %s: one session per user, the newest wins (sessions policy replace-oldest)", len(before), ep),
+			map[string]any{"endpoint": ep.json(), "others": js}, wall)
+		// Only an endpoint other than this one is news to the user.
+		if err != nil || u.Email == "" || len(elsewhere) == 0 {
+			return false, err
+		}
+		_, err = tx.EnqueueOutbox(ctx, store.OutboxMessage{Kind: "session_replaced", Recipient: u.Email,
+			Subject: "Your other NVR sessions were signed out",
+			Body: fmt.Sprintf("User %s signed in at %s from%s %s,\nwhich signed out the session(s) from:\n%s\n\n"+
+				"This device keeps one session per user. If this was not you, change your password.",
+				u.Name, at, device, ep, lines),
+			CreatedNS: wall, NextAttemptNS: wall})
+		return err == nil, err
+	}
+	return false, nil
 }
 
 // ParseToken checks a session token's shape before any lookup: 43
