@@ -218,7 +218,7 @@ func orDefault(s, d string) string {
 
 func (c *console) user(args []string) int {
 	if len(args) == 0 {
-		fmt.Fprintln(c.stderr, "latch user: want list, add, passwd, disable or enable")
+		fmt.Fprintln(c.stderr, "latch user: want list, add, passwd, email, disable or enable")
 		return 2
 	}
 	sub := args[0]
@@ -226,7 +226,7 @@ func (c *console) user(args []string) int {
 	data := dataFlag(fs)
 	as := fs.String("as", "", "admin to authenticate as (default: the first admin)")
 	role := fs.String("role", "viewer", "role for add: admin, operator or viewer")
-	email := fs.String("email", "", "e-mail for add")
+	email := fs.String("email", "", "e-mail `address` for add and email (where notices and recovery codes go)")
 	names, err := parseAnywhere(fs, args[1:])
 	if err != nil {
 		return 2
@@ -283,6 +283,17 @@ func (c *console) user(args []string) int {
 			return c.fail("user passwd", err)
 		}
 		fmt.Fprintf(c.stdout, "password of %s reset: every key of the account opened, sessions revoked, change required at next login (R-RESET)\n", name)
+	case "email":
+		given := false
+		fs.Visit(func(f *flag.Flag) { given = given || f.Name == "email" })
+		if !given {
+			fmt.Fprintln(c.stderr, `latch user email: want --email ADDRESS (--email "" removes it)`)
+			return 2
+		}
+		if _, err := svc.UpdateUser(ctx, actor, name, func(u *store.User) error { u.Email = *email; return nil }); err != nil {
+			return c.fail("user email", err)
+		}
+		fmt.Fprintf(c.stdout, "e-mail of %s set to %q: notices and recovery codes go there\n", name, *email)
 	case "disable", "enable":
 		_, err := svc.UpdateUser(ctx, actor, name, func(u *store.User) error { u.Disabled = sub == "disable"; return nil })
 		if err != nil {

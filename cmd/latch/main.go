@@ -18,7 +18,7 @@ const usage = `latch: network video recorder with a formally modelled login lock
 Usage:
   latch serve [flags]                      run the NVR (latch serve -h for flags)
   latch status [--data DIR]                device, cameras and every lock with its countdown
-  latch user list|add|passwd|disable|enable [--data DIR] ...
+  latch user list|add|passwd|email|disable|enable [--data DIR] ...
   latch unlock USER [--source ADDR] | --all [--data DIR]
   latch log [--follow] [--user U] [--source S] [--outcome O] [--format text|json|csv] [--data DIR]
   latch factory-reset [--data DIR]         erase users, keys and settings; keep recordings

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/latchnvr/latch/internal/cli"
 	"github.com/latchnvr/latch/nvr/app"
+	"github.com/latchnvr/latch/nvr/auth"
 	"github.com/latchnvr/latch/nvr/notify"
 )
 
@@ -42,6 +44,14 @@ func serveFlags(fs *flag.FlagSet, cfg *app.Config, configFile *string) {
 	fs.Func("argon-time", "argon2id passes (default 2)", uintFlag(&cfg.Argon.Time))
 	fs.Func("argon-memory", "argon2id memory in KiB (default 19456)", uintFlag(&cfg.Argon.Memory))
 	fs.IntVar(&cfg.HashWorker, "hash-workers", cfg.HashWorker, "password hashes computed at once")
+	fs.Func("sessions-policy", "a sign-in while the user is signed in elsewhere: allow, notify (e-mail and log it) or replace-oldest (one session per user); overrides the device's setting (default: the device's, else notify)", func(s string) error {
+		p, err := auth.ParseSessionPolicy(s)
+		if err != nil {
+			return errors.New("want allow, notify or replace-oldest")
+		}
+		cfg.SessionsPolicy = string(p)
+		return nil
+	})
 	fs.StringVar(&cfg.Notify.SMTP.Host, "smtp-host", "", "SMTP server host for notifications")
 	fs.IntVar(&cfg.Notify.SMTP.Port, "smtp-port", 587, "SMTP server port")
 	fs.StringVar(&cfg.Notify.SMTP.Username, "smtp-user", "", "SMTP user name")

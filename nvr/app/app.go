@@ -51,7 +51,10 @@ type Config struct {
 	PolicySets []string
 	Argon      auth.HashParams
 	HashWorker int
-	Notify     notify.Config
+	// SessionsPolicy overrides the device's concurrent-session setting
+	// (allow, notify, replace-oldest) at start-up; "" keeps the device's.
+	SessionsPolicy string
+	Notify         notify.Config
 	// Prove runs the explorer for the policy editor (cmd wires proofs in;
 	// nvr never imports it).
 	Prove         func(model.Policy) (string, bool)
@@ -119,7 +122,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	svc, err := auth.New(db, auth.Config{Clock: clk, Hasher: auth.NewHasher(cfg.Argon, cfg.HashWorker), Policy: policy, Log: log})
+	svc, err := auth.New(db, auth.Config{Clock: clk, Hasher: auth.NewHasher(cfg.Argon, cfg.HashWorker), Policy: policy,
+		SessionPolicy: auth.SessionPolicy(cfg.SessionsPolicy), Log: log})
 	if err != nil {
 		return err
 	}
@@ -193,8 +197,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	activated, _ := svc.Activated(ctx)
+	sessions, sessionsFrom := svc.SessionPolicy()
 	log.Info("latch serving", "url", "http://"+ln.Addr().String()+"/", "data", cfg.DataDir, "activated", activated,
-		"cameras", cfg.Cameras, "policy", source, "time_warp", cfg.TimeWarp)
+		"cameras", cfg.Cameras, "policy", source, "sessions_policy", string(sessions)+" ("+sessionsFrom+")", "time_warp", cfg.TimeWarp)
 	if !activated {
 		log.Info("device not activated: open the URL to set the admin password and master PIN")
 	}

@@ -22,7 +22,10 @@ func chromiumPath() string {
 // TestBrowserEndToEnd drives a real headless chromium through the UI:
 // activate, sign in, add a user, lock that user out from another client
 // (plain HTTP requests), see the live countdown on the login page, unlock
-// as admin on the Locks page, and sign in as the user.
+// as admin on the Locks page, change the concurrent-session policy on the
+// Settings page, and sign in as the user; then lock the user out again and
+// recover the account through "Forgot password?" with the code a real SMTP
+// server received (R-RESET, while locked).
 //
 // It never skips: without chromium it fails and says how to install it.
 func TestBrowserEndToEnd(t *testing.T) {
@@ -32,6 +35,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 	}
 	began := time.Now()
 	r := newRig(t)
+	mb := r.startMailbox()
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(bin),
@@ -104,6 +108,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("add-user")),
 		chromedp.SetValue(chromedp.CSS(`#add-user input[name="name"]`), "bob"),
 		chromedp.SetValue(chromedp.CSS(`#add-user input[name="password"]`), bobPass),
+		chromedp.SetValue(chromedp.CSS(`#add-user input[name="email"]`), "bob@example.com"),
 		chromedp.Click(chromedp.CSS(`#add-user button[type="submit"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-user="bob"]`)),
 		chromedp.Click(chromedp.ID("signout")),
@@ -146,15 +151,56 @@ func TestBrowserEndToEnd(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#locks button.unlock[data-user="bob"]`)),
 		chromedp.Click(chromedp.CSS(`#locks button.unlock[data-user="bob"]`)),
 		chromedp.WaitVisible(chromedp.ID("no-locks")),
+	)
+
+	// The admin changes the concurrent-session policy on the Settings page.
+	do("sessions policy",
+		chromedp.Navigate(r.ts.URL+"/settings"),
+		chromedp.WaitVisible(chromedp.CSS(`body[data-ready]`)),
+		chromedp.WaitVisible(chromedp.ID("sessions-form")),
+		chromedp.SetValue(chromedp.ID("sessions-policy"), "allow"),
+		chromedp.Click(chromedp.ID("sessions-save")),
+		// Rendered by the server only after the reload that follows the save.
+		chromedp.WaitReady(chromedp.CSS(`#sessions-policy option[value="allow"][selected]`)),
 		chromedp.Click(chromedp.ID("signout")),
 		chromedp.WaitVisible(chromedp.ID("login-form")),
 	)
+	if p, src := r.svc.SessionPolicy(); p != "allow" || src != "device" {
+		t.Fatalf("sessions policy after the form: %s from %s", p, src)
+	}
 
 	// 6. Bob signs in.
 	do("bob signs in", signIn("bob", bobPass), chromedp.WaitVisible(chromedp.CSS(`body[data-page="dashboard"][data-ready]`)))
 	if who := text("who", "header .who"); !strings.HasPrefix(strings.TrimSpace(who), "bob") {
 		t.Fatalf("signed in as %q", who)
 	}
+
+	// 7. Locked out again, bob recovers the account by e-mail.
+	do("bob signs out", chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("login-form")))
+	for i := 0; i < 5; i++ {
+		if resp, m := attacker.try("bob", "second round "+string(rune('a'+i))); resp.StatusCode != 401 {
+			t.Fatalf("second guess %d: %d %v", i, resp.StatusCode, m)
+		}
+	}
+	do("locked again", signIn("bob", bobPass), chromedp.WaitVisible(chromedp.ID("lock-message")))
+	do("ask for a code",
+		chromedp.Click(chromedp.ID("forgot")),
+		chromedp.WaitVisible(chromedp.CSS(`body[data-page="recover"][data-ready]`)),
+		chromedp.SetValue(chromedp.ID("recover-username"), "bob"),
+		chromedp.Click(chromedp.ID("recover-send")),
+		chromedp.WaitVisible(chromedp.CSS(`#recover-start-result.ok`)),
+	)
+	mb.deliver()
+	code := mb.code("bob@example.com")
+	const newPass = "lantern quarry meadow 58"
+	do("reset with the code",
+		chromedp.SetValue(chromedp.ID("recover-code"), code),
+		chromedp.SetValue(chromedp.ID("recover-password"), newPass),
+		chromedp.SetValue(chromedp.ID("recover-password2"), newPass),
+		chromedp.Click(chromedp.ID("recover-reset")),
+		chromedp.WaitVisible(chromedp.ID("recovered")),
+	)
+	do("bob signs in with the new password", signIn("bob", newPass), chromedp.WaitVisible(chromedp.CSS(`body[data-page="dashboard"][data-ready]`)))
 	cancelBrowser()
 	t.Logf("browser end-to-end test took %v", time.Since(began).Round(time.Millisecond))
 }

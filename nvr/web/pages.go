@@ -24,7 +24,7 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // pageNames are the templates that fill the layout.
-var pageNames = []string{"activate", "login", "dashboard", "recordings", "users", "locks", "audit", "settings", "system", "account", "status"}
+var pageNames = []string{"activate", "login", "recover", "dashboard", "recordings", "users", "locks", "audit", "settings", "system", "account", "status"}
 
 type pageSet struct {
 	t map[string]*template.Template
@@ -226,6 +226,7 @@ func (s *Server) pageRoutes(m *http.ServeMux) {
 	})
 	m.HandleFunc("GET /activate", s.pageActivate)
 	m.HandleFunc("GET /login", s.pageLogin)
+	m.HandleFunc("GET /recover", s.pageRecover)
 	m.Handle("GET /{$}", s.page("dashboard", store.RoleViewer, false, s.pageDashboard))
 	m.Handle("GET /recordings", s.page("recordings", store.RoleOperator, false, s.pageRecordings))
 	m.Handle("GET /users", s.page("users", store.RoleAdmin, false, s.pageUsers))
@@ -250,8 +251,8 @@ func (s *Server) pageActivate(w http.ResponseWriter, r *http.Request) {
 }
 
 type loginPage struct {
-	Activated, Changed bool
-	Next               string
+	Activated, Changed, Recovered bool
+	Next                          string
 }
 
 func (s *Server) pageLogin(w http.ResponseWriter, r *http.Request) {
@@ -261,7 +262,27 @@ func (s *Server) pageLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := s.newPageData("login", "Sign in", nil)
-	d.Data = loginPage{Activated: q.Get("activated") == "1", Changed: q.Get("changed") == "1", Next: safeNext(q.Get("next"))}
+	d.Data = loginPage{Activated: q.Get("activated") == "1", Changed: q.Get("changed") == "1", Recovered: q.Get("recovered") == "1",
+		Next: safeNext(q.Get("next"))}
+	s.render(w, r, http.StatusOK, d)
+}
+
+type recoverPage struct {
+	Username string
+}
+
+// pageRecover is self-service recovery (R-RESET): ask for a code, then
+// enter it with a new password. It needs no session; a signed-in visitor
+// sees it too (recovering another account they know the name of is no
+// different from asking anonymously).
+func (s *Server) pageRecover(w http.ResponseWriter, r *http.Request) {
+	c, _ := s.caller(r)
+	d := s.newPageData("recover", "Account recovery", c)
+	name := r.URL.Query().Get("user")
+	if checkText("user", name, 256) != nil {
+		name = ""
+	}
+	d.Data = recoverPage{Username: name}
 	s.render(w, r, http.StatusOK, d)
 }
 
@@ -376,6 +397,13 @@ func (s *Server) pageAudit(w http.ResponseWriter, r *http.Request, c *caller) (s
 	return "Auth log", p, nil
 }
 
+// settingsPage is the lock policy (its fields at the top level, as the
+// template reads them) and the other device settings.
+type settingsPage struct {
+	policyOut
+	Device settingsOut
+}
+
 func (s *Server) pageSettings(w http.ResponseWriter, r *http.Request, c *caller) (string, any, error) {
 	o := policyJSON(s.auth.Policy())
 	sp, err := s.db.GetPolicy(r.Context())
@@ -385,7 +413,7 @@ func (s *Server) pageSettings(w http.ResponseWriter, r *http.Request, c *caller)
 	case !errors.Is(err, store.ErrNotFound):
 		return "", nil, err
 	}
-	return "Settings", o, nil
+	return "Settings", settingsPage{policyOut: o, Device: s.settingsJSON()}, nil
 }
 
 func (s *Server) pageSystem(w http.ResponseWriter, r *http.Request, c *caller) (string, any, error) {

@@ -344,6 +344,8 @@ func (s *Server) routes() {
 	api("GET /api/v1/status", s.handleStatus)
 	api("POST /api/v1/activate", s.handleActivate)
 	api("POST /api/v1/login", s.handleLogin)
+	api("POST /api/v1/recovery/start", s.handleRecoveryStart)
+	api("POST /api/v1/recovery/finish", s.handleRecoveryFinish)
 
 	// Own account.
 	api("POST /api/v1/logout", own(s.handleLogout))
@@ -378,6 +380,8 @@ func (s *Server) routes() {
 	api("POST /api/v1/policy/validate", user(store.RoleAdmin, s.handleValidatePolicy))
 	api("POST /api/v1/policy/prove", user(store.RoleAdmin, s.handleProvePolicy))
 	api("PUT /api/v1/policy", user(store.RoleAdmin, s.handlePutPolicy))
+	api("GET /api/v1/settings", user(store.RoleAdmin, s.handleGetSettings))
+	api("PATCH /api/v1/settings", user(store.RoleAdmin, s.handlePatchSettings))
 
 	// Cameras (viewer) and recordings (operator).
 	api("GET /api/v1/cameras", user(store.RoleViewer, s.handleCameras))

@@ -247,6 +247,10 @@ type sessionOut struct {
 	Current          bool       `json:"current"`
 	Peer             string     `json:"peer"`
 	UserAgent        string     `json:"user_agent"`
+	// Source is the client's address as the lock model sees it (SPEC §1,
+	// behind trusted proxies too); with the user agent, the endpoint the
+	// concurrent-session policy compares.
+	Source string `json:"source"`
 }
 
 // sessionID is a session's public id: its stored hash, base64url. The
@@ -260,7 +264,7 @@ func (s *Server) sessionJSON(sess store.Session, c *caller) sessionOut {
 		RevokedAt: timeJSON(sess.RevokedNS), RevokeReason: sess.RevokeReason,
 		Active:  sess.RevokedNS == 0 && wall < sess.IdleExpiresNS && wall < sess.AbsoluteExpiresNS,
 		Current: c != nil && bytes.Equal(sess.IDHash, store.SessionIDHash(c.token)),
-		Peer:    sess.Peer, UserAgent: sess.UserAgent}
+		Peer:    sess.Peer, UserAgent: sess.UserAgent, Source: sess.Source}
 }
 
 func (s *Server) listSessions(w http.ResponseWriter, r *http.Request, c *caller, u store.User) {
@@ -412,17 +416,16 @@ func (s *Server) handleTOTPConfirm(w http.ResponseWriter, r *http.Request, c *ca
 		badRequest(w, "invalid_code", "that code does not match: check the app and the device clock")
 		return
 	}
-	if _, err := s.auth.UpdateUser(r.Context(), auth.Actor("self:"+c.user.Name), c.user.Name, func(u *store.User) error {
-		u.TOTPSecret = []byte(p.secret)
-		return nil
-	}); err != nil {
+	codes, err := s.auth.EnableTOTP(r.Context(), auth.Actor("self:"+c.user.Name), c.user.Name, p.secret)
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	s.totpMu.Lock()
 	delete(s.totpPending, c.user.ID)
 	s.totpMu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]bool{"totp_enabled": true})
+	// The recovery codes are shown this once; only their hashes are kept.
+	writeJSON(w, http.StatusOK, map[string]any{"totp_enabled": true, "recovery_codes": codes})
 }
 
 // totpMatches accepts the current code or one step either side.

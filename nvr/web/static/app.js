@@ -383,6 +383,41 @@
       $('#totp-enrol').hidden = false;
       start.hidden = true;
     });
+    // Confirming shows the recovery codes once, before the page reloads.
+    const confirm = $('#totp-confirm');
+    confirm.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const r = await api('POST', '/api/v1/me/totp/confirm', { code: confirm.elements.code.value });
+      if (!r.ok) { say($('.result', confirm), errorText(r), 'error'); return; }
+      const list = $('#totp-code-list');
+      list.replaceChildren();
+      for (const c of r.data.recovery_codes || []) {
+        const li = document.createElement('li');
+        li.textContent = c;
+        list.appendChild(li);
+      }
+      $('#totp-enrol').hidden = true;
+      $('#totp-codes').hidden = false;
+    });
+    $('#totp-codes-done').addEventListener('click', () => location.reload());
+  };
+
+  pages.recover = function () {
+    const start = $('#recover-start');
+    const out = $('#recover-start-result');
+    const send = $('#recover-send');
+    const finishUser = $('#recover-finish-username');
+    start.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const name = start.elements.username.value;
+      send.disabled = true;
+      const r = await api('POST', '/api/v1/recovery/start', { username: name });
+      send.disabled = false;
+      if (!r.ok) { say(out, errorText(r), 'error'); return; }
+      say(out, r.data.message, 'ok');
+      if (!finishUser.value) { finishUser.value = name; }
+      $('#recover-code').focus();
+    });
   };
 
   const init = pages[document.body.dataset.page];
