@@ -22,8 +22,18 @@ var (
 )
 
 // Actor names who did an administrative act, for the audit log (R-UNLOCK:
-// audited with actor): "admin:alice", "console", "self:bob".
+// audited with actor): "admin:alice", "console", "console:alice", "self:bob", "activation".
 type Actor string
+
+// Channel is where the actor acted from (SPEC §1): the console's own
+// actors are "console" (master PIN) and "console:NAME" (an admin's
+// password at the box); every other actor came over the network.
+func (a Actor) Channel() store.Channel {
+	if a == "console" || strings.HasPrefix(string(a), "console:") {
+		return store.ChannelConsole
+	}
+	return store.ChannelRemote
+}
 
 // CheckPIN says why a master PIN is not acceptable: 6 to 12 digits.
 func CheckPIN(pin string) error {
@@ -74,7 +84,8 @@ func (s *Service) Activate(ctx context.Context, username, password, pin string) 
 		if u.ID, err = tx.InsertUser(ctx, u); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, "console", string(pr), "", "", "activate", "device activated; first admin created", nil, wall)
+		// Only the web (or the API) activates a device: a remote act.
+		return s.audit(ctx, tx, "activation", string(pr), "", "", "activate", "device activated; first admin created", nil, wall)
 	})
 	if errors.Is(err, store.ErrAlreadyActivated) {
 		err = ErrAlreadyActivated
@@ -93,10 +104,7 @@ func (s *Service) Activated(ctx context.Context) (bool, error) {
 
 func (s *Service) audit(ctx context.Context, tx *store.Tx, actor Actor, principal, source string, kind store.KeyKind, outcome, reason string, det any, wall int64) error {
 	rec := store.AuditRecord{WallNS: wall, InstantNS: s.clk.Instant(), Principal: principal, Source: source, KeyKind: kind,
-		Channel: "remote", Actor: string(actor), Outcome: outcome, Reason: reason, Count: 1, FirstWallNS: wall, LastWallNS: wall}
-	if actor == "console" {
-		rec.Channel = "console"
-	}
+		Channel: actor.Channel(), Actor: string(actor), Outcome: outcome, Reason: reason, Count: 1, FirstWallNS: wall, LastWallNS: wall}
 	if det != nil {
 		rec.Detail = mustJSON(det)
 	}

@@ -1,11 +1,13 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -189,4 +191,38 @@ func (s *Service) Logout(ctx context.Context, token string) error {
 		}
 		return err
 	})
+}
+
+// RevokeSessions ends sessions of user by an actor's decision: the one
+// whose id hash is idHash, or every live one when idHash is nil. It
+// returns how many it ended (ErrNoSession when idHash names none of the
+// user's sessions) and audits the act, so the log shows who signed whom
+// out (R-AUDIT).
+func (s *Service) RevokeSessions(ctx context.Context, actor Actor, user store.User, idHash []byte) (int64, error) {
+	wall := s.clk.Now().UnixNano()
+	reason := "revoked by " + string(actor)
+	var n int64
+	err := s.db.WithTx(ctx, func(tx *store.Tx) error {
+		var err error
+		if idHash == nil {
+			if n, err = tx.RevokeUserSessions(ctx, user.ID, wall, reason); err != nil {
+				return err
+			}
+		} else {
+			list, err := tx.ListUserSessions(ctx, user.ID)
+			if err != nil {
+				return err
+			}
+			if !slices.ContainsFunc(list, func(ss store.Session) bool { return bytes.Equal(ss.IDHash, idHash) }) {
+				return ErrNoSession
+			}
+			if err := tx.RevokeSession(ctx, idHash, wall, reason); err != nil {
+				return err
+			}
+			n = 1
+		}
+		return s.audit(ctx, tx, actor, user.Name, "", "", "session_revoked",
+			fmt.Sprintf("%d session(s) ended by %s", n, actor), nil, wall)
+	})
+	return n, err
 }

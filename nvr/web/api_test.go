@@ -419,6 +419,13 @@ func TestUsersLifecycle(t *testing.T) {
 	}
 	resp, body = bob.do("GET", "/api/v1/me", nil)
 	wantError(t, resp, body, http.StatusUnauthorized, "unauthenticated")
+	resp, body = admin.do("DELETE", "/api/v1/users/bob/sessions/"+strings.Repeat("A", 43), nil)
+	wantError(t, resp, body, http.StatusNotFound, "no_such_session")
+	// The revocation is in the audit log with who did it (R-AUDIT).
+	resp, body = admin.do("GET", "/api/v1/audit?user=bob&outcome=session_revoked", nil)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"actor":"admin:admin"`) {
+		t.Fatalf("audit of the revocation: %d %s", resp.StatusCode, body)
+	}
 
 	// Admin reset: the user must change the password before anything else.
 	resp, body = admin.do("POST", "/api/v1/users/bob/password", map[string]string{"password": "plum orchard lantern 7"})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"image/png"
 	"net/http"
@@ -294,29 +295,16 @@ func (s *Server) handleUserSessions(w http.ResponseWriter, r *http.Request, c *c
 }
 
 // revokeSession revokes one session of u named by its public id.
-func (s *Server) revokeSession(w http.ResponseWriter, r *http.Request, u store.User, id, reason string) {
+func (s *Server) revokeSession(w http.ResponseWriter, r *http.Request, u store.User, id string, actor auth.Actor) {
 	idHash, err := base64.RawURLEncoding.DecodeString(id)
 	if err != nil || len(idHash) != 32 {
 		badRequest(w, "invalid_input", "session id: 43 characters of base64url")
 		return
 	}
-	list, err := s.db.ListUserSessions(r.Context(), u.ID)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	found := false
-	for _, sess := range list {
-		found = found || bytes.Equal(sess.IDHash, idHash)
-	}
-	if !found {
+	if _, err := s.auth.RevokeSessions(r.Context(), actor, u, idHash); errors.Is(err, auth.ErrNoSession) {
 		writeError(w, http.StatusNotFound, "no_such_session", "no session with that id for this user")
 		return
-	}
-	wall := s.clk.Now().UnixNano()
-	if err := s.db.WithTx(r.Context(), func(tx *store.Tx) error {
-		return tx.RevokeSession(r.Context(), idHash, wall, reason)
-	}); err != nil {
+	} else if err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -324,7 +312,7 @@ func (s *Server) revokeSession(w http.ResponseWriter, r *http.Request, u store.U
 }
 
 func (s *Server) handleRevokeOwnSession(w http.ResponseWriter, r *http.Request, c *caller) {
-	s.revokeSession(w, r, c.user, r.PathValue("id"), "revoked by "+c.user.Name)
+	s.revokeSession(w, r, c.user, r.PathValue("id"), auth.Actor("self:"+c.user.Name))
 }
 
 func (s *Server) handleRevokeUserSession(w http.ResponseWriter, r *http.Request, c *caller) {
@@ -333,7 +321,7 @@ func (s *Server) handleRevokeUserSession(w http.ResponseWriter, r *http.Request,
 		s.fail(w, r, err)
 		return
 	}
-	s.revokeSession(w, r, u, r.PathValue("id"), "revoked by "+string(c.actor()))
+	s.revokeSession(w, r, u, r.PathValue("id"), c.actor())
 }
 
 func (s *Server) handleRevokeUserSessions(w http.ResponseWriter, r *http.Request, c *caller) {
@@ -342,13 +330,8 @@ func (s *Server) handleRevokeUserSessions(w http.ResponseWriter, r *http.Request
 		s.fail(w, r, err)
 		return
 	}
-	wall := s.clk.Now().UnixNano()
-	var n int64
-	if err := s.db.WithTx(r.Context(), func(tx *store.Tx) error {
-		var err error
-		n, err = tx.RevokeUserSessions(r.Context(), u.ID, wall, "revoked by "+string(c.actor()))
-		return err
-	}); err != nil {
+	n, err := s.auth.RevokeSessions(r.Context(), c.actor(), u, nil)
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
