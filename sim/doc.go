@@ -34,8 +34,9 @@
 // pairs in a compact open-addressing table (pairstore.go) and calls
 // model.Decide; the "world" engine uses model/world.World, which `latchsim
 // replay` uses, and is the reference the model engine is tested against.
-// The service engine (nvr's auth service on SQLite with a simulated
-// clock) and the http engine register with RegisterEngine from packages
+// The service engine (sim/service: nvr's auth service on SQLite with a
+// simulated clock, tested to decide exactly as the model engine does) and
+// the http engine (sim/soak) register with RegisterEngine from packages
 // that may import nvr; sim itself never does. An engine verifies secrets
 // itself: Attempt carries a SecretID, and the universe (EngineConfig)
 // names every principal, source and account and the text of every secret.

@@ -19,6 +19,9 @@ import (
 	"github.com/latchnvr/latch/model"
 	"github.com/latchnvr/latch/sim"
 	"github.com/latchnvr/latch/sim/report"
+	// The "service" engine (--engine service): nvr's auth service on
+	// SQLite with a simulated clock.
+	_ "github.com/latchnvr/latch/sim/service"
 )
 
 // simUsage documents the simulator's commands, for the main usage text.
