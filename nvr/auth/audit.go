@@ -13,8 +13,9 @@ import (
 )
 
 // auditAttempt writes the attempt's record and one record per key whose
-// mode or level changed (R-AUDIT). A refusal goes through the per-key,
-// per-minute aggregation, so a flood of refusals is a counter, not rows.
+// mode or level changed (R-AUDIT). A refusal, and the extension of the
+// pair's lock it may cause (R-EXTEND), go through the per-key, per-minute
+// aggregation, so a flood of refusals is a counter, not rows.
 func (s *Service) auditAttempt(ctx context.Context, tx *store.Tx, pr model.Principal, a Attempt, before, after model.View, d model.Decision, totpRequired bool, now model.Instant, wall int64) error {
 	console := a.Channel == model.Console
 	src := ""
@@ -22,11 +23,12 @@ func (s *Service) auditAttempt(ctx context.Context, tx *store.Tx, pr model.Princ
 		src = a.Source.String()
 	}
 	var (
-		rec store.AuditRecord
-		err error
+		rec    store.AuditRecord
+		err    error
+		bucket int64
 	)
-	if d.Verdict == model.Refused && !totpRequired {
-		var bucket int64
+	refusal := d.Verdict == model.Refused && !totpRequired
+	if refusal {
 		rec, bucket = s.refusalRecord(pr, a.Channel, src, d, now, wall)
 		_, _, err = tx.AppendOrAggregateRefusal(ctx, rec, bucket)
 	} else {
@@ -77,6 +79,20 @@ func (s *Service) auditAttempt(ctx context.Context, tx *store.Tx, pr model.Princ
 			r.Principal = ""
 		}
 		r.Detail = mustJSON(map[string]any{"mode": c.after.Mode.String(), "level": c.after.Level, "remaining_seconds": c.after.Remaining(now).Seconds()})
+		if refusal && outcome == "extend" {
+			// The extension a refused attempt makes (R-EXTEND) happens at
+			// every refusal on a locked pair once time has moved, so it is
+			// aggregated like the refusal itself (R-AUDIT: per key per
+			// minute, with count, first and last): otherwise a flood on a
+			// locked pair would add a chained row per attempt and fill the
+			// disk. The row keeps the first extension's detail; the lock
+			// then runs until extendOnAttempt after last_wall_ns.
+			r.Aggregate, r.Count, r.FirstWallNS, r.LastWallNS = true, 1, wall, wall
+			if _, _, err := tx.AppendOrAggregateRefusal(ctx, r, bucket); err != nil {
+				return fmt.Errorf("audit: %w", err)
+			}
+			continue
+		}
 		if _, err := tx.AppendAudit(ctx, r); err != nil {
 			return fmt.Errorf("audit: %w", err)
 		}

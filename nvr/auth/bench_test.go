@@ -26,16 +26,23 @@ import (
 type benchRig struct {
 	db  *store.DB
 	svc *Service
-	clk *clock.Sim
+	clk clock.Clock
 }
 
-func newBenchRig(b *testing.B, hp HashParams, p model.Policy) *benchRig {
+// newBenchRig opens a service on a fresh database. The clock is simulated
+// and stands still unless clk is given: then refused attempts happen at
+// distinct instants, and a policy with extendOnAttempt extends the pair's
+// lock at every one of them (R-EXTEND), as it does in production.
+func newBenchRig(b *testing.B, hp HashParams, p model.Policy, clk ...clock.Clock) *benchRig {
 	b.Helper()
 	db, err := store.Open(filepath.Join(b.TempDir(), "latch.db"), store.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	r := &benchRig{db: db, clk: clock.NewSim(epoch)}
+	if len(clk) > 0 {
+		r.clk = clk[0]
+	}
 	r.svc, err = New(db, Config{Clock: r.clk, Hasher: NewHasher(hp, 2), Policy: p, BootID: 1})
 	if err != nil {
 		b.Fatal(err)
@@ -84,16 +91,21 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// measure runs a benchmark body and reports attempts per second and CPU
-// microseconds per attempt.
-func measure(b *testing.B, unit string, body func()) {
+// measure runs a benchmark body and reports attempts per second, CPU
+// microseconds per attempt and, for the service's group commit, how many
+// requests shared a commit on average.
+func measure(b *testing.B, unit string, svc *Service, body func()) {
 	b.ReportAllocs()
 	start := cpuTime()
+	batches, requests := svc.commit.batches.Load(), svc.commit.requests.Load()
 	b.ResetTimer()
 	body()
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), unit+"/s")
 	b.ReportMetric(float64((cpuTime()-start).Microseconds())/float64(b.N), "cpu-µs/op")
+	if n := svc.commit.batches.Load() - batches; n > 0 {
+		b.ReportMetric(float64(svc.commit.requests.Load()-requests)/float64(n), "reqs/commit")
+	}
 }
 
 func benchSource(i int) model.Source {
@@ -113,7 +125,7 @@ func BenchmarkRefused(b *testing.B) {
 			r := newBenchRig(b, CheapParams, p)
 			src := benchSource(0)
 			r.lockPair(b, "admin", src)
-			measure(b, "refusals", func() {
+			measure(b, "refusals", r.svc, func() {
 				for i := 0; i < b.N; i++ {
 					if r.login(b, "admin", adminPW, src).Decision.Verdict != model.Refused {
 						b.Fatal("admitted")
@@ -121,23 +133,34 @@ func BenchmarkRefused(b *testing.B) {
 				}
 			})
 		})
-		b.Run(preset+"/one-pair-8-clients", func(b *testing.B) {
-			r := newBenchRig(b, CheapParams, p)
-			src := benchSource(0)
-			r.lockPair(b, "admin", src)
-			b.SetParallelism(4) // 8 goroutines on 2 cores
-			measure(b, "refusals", func() {
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						res, err := r.svc.Login(context.Background(), Attempt{Username: "admin", Secret: adminPW, Source: src})
-						if err != nil || res.Decision.Verdict != model.Refused {
-							b.Errorf("%v %+v", err, res.Decision)
-							return
+		// real-clock: time moves between refusals, so with extendOnAttempt
+		// (both presets) every refusal extends the pair's lock and writes
+		// the key, its extend record and its aggregate: the slow path.
+		for _, realClock := range []bool{false, true} {
+			name := preset + "/one-pair-8-clients"
+			var clk []clock.Clock
+			if realClock {
+				name += "/real-clock"
+				clk = append(clk, clock.Real{})
+			}
+			b.Run(name, func(b *testing.B) {
+				r := newBenchRig(b, CheapParams, p, clk...)
+				src := benchSource(0)
+				r.lockPair(b, "admin", src)
+				b.SetParallelism(4) // 8 goroutines on 2 cores
+				measure(b, "refusals", r.svc, func() {
+					b.RunParallel(func(pb *testing.PB) {
+						for pb.Next() {
+							res, err := r.svc.Login(context.Background(), Attempt{Username: "admin", Secret: adminPW, Source: src})
+							if err != nil || res.Decision.Verdict != model.Refused {
+								b.Errorf("%v %+v", err, res.Decision)
+								return
+							}
 						}
-					}
+					})
 				})
 			})
-		})
+		}
 		for _, pairs := range []int{64, 1024} {
 			b.Run(fmt.Sprintf("%s/%d-pairs", preset, pairs), func(b *testing.B) {
 				r := newBenchRig(b, CheapParams, p)
@@ -148,7 +171,7 @@ func BenchmarkRefused(b *testing.B) {
 				}
 				var next atomic.Int64
 				b.SetParallelism(4) // 8 goroutines on 2 cores
-				measure(b, "refusals", func() {
+				measure(b, "refusals", r.svc, func() {
 					b.RunParallel(func(pb *testing.PB) {
 						for pb.Next() {
 							i := int(next.Add(1) % int64(pairs))
@@ -180,7 +203,7 @@ func BenchmarkVerified(b *testing.B) {
 	src := benchSource(1)
 	var next atomic.Int64
 	b.SetParallelism(2) // 4 goroutines, one account each
-	measure(b, "verified", func() {
+	measure(b, "verified", r.svc, func() {
 		b.RunParallel(func(pb *testing.PB) {
 			user := "admin"
 			if i := next.Add(1) - 1; i%accounts != 0 {

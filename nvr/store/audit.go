@@ -2,13 +2,17 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 )
 
 // Channel is where an audited act came from (SPEC §1), plus "system" for
@@ -107,6 +111,10 @@ func detailArg(d json.RawMessage) any {
 	return string(d)
 }
 
+const sqlBump = `UPDATE audit_log SET count = count + ?1, last_wall_ns = ?2
+	WHERE key_kind = ?3 AND principal = ?4 AND source = ?5 AND channel = ?6 AND outcome = ?7
+	  AND reason = ?8 AND minute_bucket = ?9 AND seq IS NULL`
+
 type auditHead struct {
 	seq   int64
 	rowID int64
@@ -120,15 +128,19 @@ var (
 		INSERT INTO audit_log (seq, wall_ns, instant_ns, principal, source, key_kind, channel, actor,
 		                       outcome, reason, detail, count, first_wall_ns, last_wall_ns, prev_hash, hash)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`)
-	// The conflict target is the partial unique index audit_open_aggregate,
-	// so only an open row of this bucket is ever bumped.
-	sqlAggregateRefusal = hot(`
+	// A refusal of a key whose aggregate for this minute is open bumps
+	// that row: one UPDATE, found through the partial unique index
+	// audit_open_aggregate (every one of its columns is pinned, and seq IS
+	// NULL is its WHERE), touching no indexed column, so no index changes
+	// and no CHECK on detail runs again.
+	sqlBumpAggregate = hot(sqlBump + ` RETURNING id, count`)
+	// The same without RETURNING, for merged refusals, whose caller needs
+	// no answer: RETURNING costs SQLite a temporary table per statement.
+	sqlBumpAggregateQuiet = hot(sqlBump)
+	sqlInsertAggregate    = hot(`
 		INSERT INTO audit_log (wall_ns, instant_ns, principal, source, key_kind, channel, actor, outcome,
 		                       reason, detail, count, first_wall_ns, last_wall_ns, minute_bucket)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?1, ?1, ?11)
-		ON CONFLICT (key_kind, principal, source, channel, outcome, reason, minute_bucket) WHERE seq IS NULL
-		DO UPDATE SET count = count + 1, last_wall_ns = excluded.last_wall_ns
-		RETURNING id, count`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	sqlOpenAggregatesExcept = hot(`SELECT ` + auditColumns + ` FROM audit_log
 		WHERE seq IS NULL AND minute_bucket <> ? ORDER BY id`)
 	sqlOpenAggregates = `SELECT ` + auditColumns + ` FROM audit_log WHERE seq IS NULL ORDER BY id`
@@ -173,29 +185,168 @@ func (tx *Tx) AppendAudit(ctx context.Context, rec AuditRecord) (int64, error) {
 	return id, tx.setAuditHead(ctx, auditHead{seq: rec.Seq, rowID: id, hash: rec.Hash})
 }
 
-// AppendOrAggregateRefusal records a refusal on an already-locked key (SPEC
+// AppendOrAggregateRefusal records refusals on an already-locked key (SPEC
 // R-AUDIT: aggregated per key per minute, so a flood cannot fill the disk).
+// rec stands for rec.Count refusals between rec.FirstWallNS and
+// rec.LastWallNS, so a caller that merged a batch's refusals of one key
+// writes them at once; Count 0 means one refusal at rec.WallNS.
 // minuteBucket is the caller's minute number (for example WallNS / 60e9);
 // the store only compares buckets for equality, so a clock step cannot
-// confuse it. The open aggregate of the same key, channel, outcome and
-// reason in this bucket gets count+1 and last_wall_ns = rec.WallNS;
-// otherwise a new open aggregate is started. Open aggregates of other
-// buckets are sealed first (see the package doc). It returns the row id and
-// the row's count after this refusal.
+// confuse it.
+//
+// The open aggregate of the same key, channel, outcome and reason in this
+// bucket gets count += Count and last_wall_ns = LastWallNS; the other
+// fields keep the first refusal's values. Without one, a new open aggregate
+// is started, and every open aggregate of another bucket is sealed first
+// (see the package doc). So after every call all open aggregates belong to
+// the bucket of that call, which is why a bump need not look for rows to
+// seal: the insert that opened the row it bumps sealed them. It returns the
+// row id and the row's count after these refusals; inside MergeRefusals,
+// id 0 and the count merged so far (see there).
 func (tx *Tx) AppendOrAggregateRefusal(ctx context.Context, rec AuditRecord, minuteBucket int64) (id, count int64, err error) {
 	if rec.KeyKind == "" {
 		return 0, 0, fmt.Errorf("store: aggregate refusal: %w: refusals are aggregated per key; KeyKind is empty", ErrConstraint)
 	}
+	switch {
+	case rec.Count < 0:
+		return 0, 0, fmt.Errorf("store: aggregate refusal: %w: count %d", ErrConstraint, rec.Count)
+	case rec.Count == 0:
+		rec.Count, rec.FirstWallNS, rec.LastWallNS = 1, rec.WallNS, rec.WallNS
+	}
+	if m, ok := merging.Load(tx); ok {
+		return 0, m.(*refusalMerge).add(rec, minuteBucket), nil
+	}
+	return tx.aggregateRefusal(ctx, rec, minuteBucket, true)
+}
+
+// aggregateRefusal writes rec.Count (≥ 1) refusals: a bump of the open
+// aggregate, or a new one after sealing the other minutes' (see
+// AppendOrAggregateRefusal). Without returning, it skips reading back the
+// row's id and count and returns zeros for a bump.
+func (tx *Tx) aggregateRefusal(ctx context.Context, rec AuditRecord, minuteBucket int64, returning bool) (id, count int64, err error) {
+	args := []any{rec.Count, rec.LastWallNS, string(rec.KeyKind), rec.Principal, rec.Source, string(rec.Channel),
+		rec.Outcome, rec.Reason, minuteBucket}
+	if returning {
+		err = tx.q.QueryRowContext(ctx, sqlBumpAggregate, args...).Scan(&id, &count)
+		if !errors.Is(err, sql.ErrNoRows) {
+			return id, count, wrap("aggregate refusal", err)
+		}
+	} else {
+		res, err := tx.q.ExecContext(ctx, sqlBumpAggregateQuiet, args...)
+		if err != nil {
+			return 0, 0, wrap("aggregate refusal", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n > 0 {
+			return 0, 0, wrap("aggregate refusal", err)
+		}
+	}
 	if _, err := tx.sealAggregates(ctx, &minuteBucket); err != nil {
 		return 0, 0, err
 	}
-	err = tx.q.QueryRowContext(ctx, sqlAggregateRefusal,
+	res, err := tx.q.ExecContext(ctx, sqlInsertAggregate,
 		rec.WallNS, rec.InstantNS, rec.Principal, rec.Source, string(rec.KeyKind), string(rec.Channel),
-		rec.Actor, rec.Outcome, rec.Reason, detailArg(rec.Detail), minuteBucket).Scan(&id, &count)
+		rec.Actor, rec.Outcome, rec.Reason, detailArg(rec.Detail), rec.Count, rec.FirstWallNS, rec.LastWallNS,
+		minuteBucket)
 	if err != nil {
 		return 0, 0, wrap("aggregate refusal", err)
 	}
-	return id, count, nil
+	if id, err = res.LastInsertId(); err != nil {
+		return 0, 0, wrap("aggregate refusal", err)
+	}
+	return id, rec.Count, nil
+}
+
+// merging holds the transactions inside MergeRefusals (*Tx →
+// *refusalMerge). A Tx has no room of its own for it (it is the store's
+// general transaction), and an entry lives exactly as long as the
+// MergeRefusals call that made it.
+var merging sync.Map
+
+// refusalMerge is the refusals a transaction has been handed so far,
+// merged per aggregate row: what AppendOrAggregateRefusal would have
+// bumped or inserted, in the order each row was first asked for.
+type refusalMerge struct {
+	index map[refusalKey]int
+	recs  []pendingRefusal
+}
+
+// refusalKey is what names one aggregate row: the columns of the unique
+// index audit_open_aggregate.
+type refusalKey struct {
+	kind              KeyKind
+	principal, source string
+	channel           Channel
+	outcome, reason   string
+	bucket            int64
+}
+
+type pendingRefusal struct {
+	rec    AuditRecord
+	bucket int64
+}
+
+// add merges rec into its row's pending refusals and returns how many this
+// transaction has merged for that row so far.
+func (m *refusalMerge) add(rec AuditRecord, bucket int64) int64 {
+	k := refusalKey{rec.KeyKind, rec.Principal, rec.Source, rec.Channel, rec.Outcome, rec.Reason, bucket}
+	if i, ok := m.index[k]; ok {
+		p := &m.recs[i].rec
+		// The first refusal's fields stay, as in the row; count and last
+		// move on, as a bump would move them.
+		p.Count += rec.Count
+		p.LastWallNS = rec.LastWallNS
+		return p.Count
+	}
+	m.index[k] = len(m.recs)
+	m.recs = append(m.recs, pendingRefusal{rec: rec, bucket: bucket})
+	return rec.Count
+}
+
+// MergeRefusals runs fn with tx merging refusals: every
+// AppendOrAggregateRefusal on tx during fn is added to a pending count per
+// aggregate row, in memory, and returns id 0 and the count merged so far
+// for that row in this transaction. When fn returns nil, the merged
+// refusals are written, one bump or insert per row, oldest minute first;
+// so N refusals of one key and minute cost one UPDATE instead of N.
+//
+// Every key and minute ends with the same count, first and last as if each
+// refusal had been written at its call, and the chain is built the same
+// way (a row is sealed when another minute's first refusal is written).
+// What differs stays inside the transaction: rows are written after fn's
+// other writes (an aggregate's id may be higher than that of a record
+// appended after it in fn), a minute's straggler is written before the
+// next minute's refusals of the batch rather than between them, and an
+// invalid refusal (a bad channel, say) fails the transaction at the end
+// rather than at its call. If fn fails, nothing merged is written; the
+// transaction is to be rolled back anyway.
+//
+// It is for a caller that puts many independent attempts into one
+// transaction: the auth service's group commit (SPEC R-AUDIT; R-ATOMIC
+// holds because the merged refusals commit, or not, with the transaction
+// their callers wait for).
+func (tx *Tx) MergeRefusals(ctx context.Context, fn func() error) error {
+	m := &refusalMerge{index: map[refusalKey]int{}}
+	if _, loaded := merging.LoadOrStore(tx, m); loaded {
+		return errors.New("store: merge refusals: already merging in this transaction")
+	}
+	err := func() error {
+		defer merging.Delete(tx) // even if fn panics
+		return fn()
+	}()
+	if err != nil {
+		return err
+	}
+	// Oldest minute first: each insert seals the other minutes' open
+	// rows, so this leaves open only rows of the batch's newest minute, as
+	// writing the refusals one by one in time order would. A straggler
+	// (a refusal decided just before the minute turned) is sealed at once.
+	slices.SortStableFunc(m.recs, func(a, b pendingRefusal) int { return cmp.Compare(a.bucket, b.bucket) })
+	for _, p := range m.recs {
+		if _, _, err := tx.aggregateRefusal(ctx, p.rec, p.bucket, false); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SealAuditAggregates seals every open aggregate whose bucket is not
@@ -285,8 +436,18 @@ func (e *AuditChainError) Is(target error) bool { return target == ErrAuditChain
 // says. It returns how many rows it verified; on a break, the error is an
 // *AuditChainError naming the first bad row (an edited row by its own id; a
 // deleted row by the id of the row after the gap, or by audit_head's row id
-// if the tail was cut). Open aggregates are not part of the chain yet and
-// are not counted. It reads one consistent snapshot and never blocks writers.
+// if the tail was cut). It reads one consistent snapshot and never blocks
+// writers.
+//
+// Open aggregates are not part of the chain yet and are not counted: their
+// count still grows with every refusal of their key and minute (R-AUDIT),
+// and a hash over a count that changes would have to be rewritten, so the
+// chain takes a row once, when it is sealed and its content is final
+// (sealed rows are never updated: the bump only matches seq IS NULL, and
+// a trigger refuses the rest). Rows a crash left open stay open, with
+// every committed refusal counted, until the next minute's first refusal
+// or the service's minute tick seals them. Turning a sealed row back into
+// an open one to edit it shows here as a gap in seq.
 func (db *DB) VerifyAuditChain(ctx context.Context) (int, error) {
 	rtx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
