@@ -70,7 +70,7 @@ func (s *Service) Activate(ctx context.Context, username, password, pin string) 
 	}
 	wall := s.clk.Now().UnixNano()
 	u := store.User{Name: string(pr), DisplayName: username, Role: store.RoleAdmin, PasswordHash: pwHash, CreatedNS: wall, UpdatedNS: wall}
-	err = s.db.WithTx(ctx, func(tx *store.Tx) error {
+	err = s.writeTx(ctx, func(tx *store.Tx) error {
 		dev, err := tx.GetDevice(ctx)
 		if err != nil {
 			return err
@@ -141,7 +141,7 @@ func (s *Service) CreateUser(ctx context.Context, actor Actor, nu NewUser) (stor
 	}
 	wall := s.clk.Now().UnixNano()
 	u := store.User{Name: string(pr), DisplayName: nu.Name, Email: nu.Email, Role: nu.Role, PasswordHash: hash, ExpiresNS: nu.ExpiresNS, CreatedNS: wall, UpdatedNS: wall}
-	err = s.db.WithTx(ctx, func(tx *store.Tx) error {
+	err = s.writeTx(ctx, func(tx *store.Tx) error {
 		var err error
 		if u.ID, err = tx.InsertUser(ctx, u); err != nil {
 			return err
@@ -208,7 +208,7 @@ func enabledAdmins(ctx context.Context, tx *store.Tx, except int64, wall int64) 
 func (s *Service) UpdateUser(ctx context.Context, actor Actor, name string, edit func(*store.User) error) (store.User, error) {
 	wall := s.clk.Now().UnixNano()
 	var u store.User
-	err := s.db.WithTx(ctx, func(tx *store.Tx) error {
+	err := s.writeTx(ctx, func(tx *store.Tx) error {
 		var err error
 		if u, err = userByName(ctx, tx, name); err != nil {
 			return err
@@ -302,7 +302,7 @@ func (s *Service) setKeyDisabled(ctx context.Context, tx *store.Tx, pr model.Pri
 // DeleteUser removes a user, never the last enabled admin.
 func (s *Service) DeleteUser(ctx context.Context, actor Actor, name string) error {
 	wall := s.clk.Now().UnixNano()
-	return s.db.WithTx(ctx, func(tx *store.Tx) error {
+	return s.writeTx(ctx, func(tx *store.Tx) error {
 		u, err := userByName(ctx, tx, name)
 		if err != nil {
 			return err
@@ -373,7 +373,7 @@ func (s *Service) SetPassword(ctx context.Context, actor Actor, name, password s
 func (s *Service) withRetries(ctx context.Context, fn func(*store.Tx) error) error {
 	var err error
 	for try := 0; try < maxRetries; try++ {
-		if err = s.db.WithTx(ctx, fn); !errors.Is(err, errStale) {
+		if err = s.writeTx(ctx, fn); !errors.Is(err, errStale) {
 			return err
 		}
 	}
@@ -444,7 +444,7 @@ func (s *Service) Unlock(ctx context.Context, actor Actor, sc UnlockScope) (int,
 		unlock := s.lockKeys(pr, sc.Source)
 		defer unlock()
 	}
-	err := s.db.WithTx(ctx, func(tx *store.Tx) error {
+	err := s.writeTx(ctx, func(tx *store.Tx) error {
 		var ids []store.KeyID
 		switch {
 		case sc.All:
@@ -608,7 +608,7 @@ func (s *Service) SetPolicy(ctx context.Context, actor Actor, p model.Policy) er
 	}
 	wall := s.clk.Now().UnixNano()
 	text := string(policyfile.Marshal(p))
-	err := s.db.WithTx(ctx, func(tx *store.Tx) error {
+	err := s.writeTx(ctx, func(tx *store.Tx) error {
 		if err := tx.SetPolicy(ctx, store.Policy{YAML: text, UpdatedNS: wall, UpdatedBy: string(actor)}); err != nil {
 			return err
 		}
@@ -639,7 +639,7 @@ func (s *Service) UsePolicy(p model.Policy) error {
 // device to inactive; recordings and their index stay (R-FACTORY).
 func (s *Service) FactoryReset(ctx context.Context, actor Actor) error {
 	wall := s.clk.Now().UnixNano()
-	err := s.db.WithTx(ctx, func(tx *store.Tx) error {
+	err := s.writeTx(ctx, func(tx *store.Tx) error {
 		if err := tx.FactoryReset(ctx); err != nil {
 			return err
 		}
@@ -655,6 +655,7 @@ func (s *Service) FactoryReset(ctx context.Context, actor Actor) error {
 // sessions and spent recovery rows; serve calls it once a minute.
 func (s *Service) Maintain(ctx context.Context) error {
 	wall := s.clk.Now().UnixNano()
+	// Audit sealing and pruning touch no key or user: not a cache write.
 	return s.db.WithTx(ctx, func(tx *store.Tx) error {
 		if _, err := tx.SealAuditAggregates(ctx, wall/int64(time.Minute)); err != nil {
 			return err
@@ -677,7 +678,7 @@ func (s *Service) Reanchor(ctx context.Context, shutdown bool) (int, error) {
 	now := model.Instant(s.clk.Instant())
 	wall := s.clk.Now().UnixNano()
 	n := 0
-	err := s.db.WithTx(ctx, func(tx *store.Tx) error {
+	err := s.writeTx(ctx, func(tx *store.Tx) error {
 		n = 0
 		ids, err := s.reader.allKeyIDs(ctx)
 		if err != nil {

@@ -36,6 +36,10 @@ import (
 // longer than one batch.
 type committer struct {
 	db *store.DB
+	// first, if set, runs at the start of every batch's transaction, once
+	// the batch is taken: the key cache's check for other connections'
+	// commits (keyCache.checkOthers).
+	first func(ctx context.Context, tx *store.Tx)
 
 	mu      sync.Mutex
 	queue   []*commitReq
@@ -116,6 +120,9 @@ func (c *committer) lead() {
 		// requests that arrive while BEGIN waits for the write lock join
 		// this commit rather than the next.
 		batch = c.take()
+		if c.first != nil {
+			c.first(ctx, tx)
+		}
 		return tx.MergeRefusals(ctx, func() error {
 			for _, r := range batch {
 				if err := r.fn(tx); err != nil {
@@ -139,7 +146,14 @@ func (c *committer) lead() {
 	// so nothing is counted twice.
 	if err != nil && len(batch) > 1 {
 		for _, r := range batch {
-			r.err = c.db.WithTx(ctx, r.fn)
+			r.err = c.db.WithTx(ctx, func(tx *store.Tx) error {
+				// Checked again: the failed batch may have failed before
+				// its check (at BEGIN).
+				if c.first != nil {
+					c.first(ctx, tx)
+				}
+				return r.fn(tx)
+			})
 		}
 	} else {
 		for _, r := range batch {

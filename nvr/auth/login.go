@@ -83,8 +83,8 @@ func (s *Service) Login(ctx context.Context, a Attempt) (Result, error) {
 	if !a.Source.IsZero() {
 		src = a.Source.String()
 	}
-	unlock := s.lockKeys(pr, a.Source)
-	held := true
+	var unlock func()
+	held := false
 	defer func() {
 		if held {
 			unlock()
@@ -94,14 +94,21 @@ func (s *Service) Login(ctx context.Context, a Attempt) (Result, error) {
 	// half-way by this caller's context.
 	wctx := context.WithoutCancel(ctx)
 	ids := keyIDs(pr, a.Source)
+	cache := s.attemptCache()
 	var (
 		ver      verification
 		user     store.User
 		haveUser bool
+		written  writtenKeys
 	)
 	for try := 0; try < maxRetries; try++ {
+		if !held {
+			// Again after a refusal that gave its stripes up and must
+			// decide again (its cached keys were stale).
+			unlock, held = s.lockKeys(pr, a.Source), true
+		}
 		now, wall := model.Instant(s.clk.Instant()), s.clk.Now().UnixNano()
-		stored, urow, err := s.reader.readAttempt(ctx, pr, src)
+		stored, urow, tag, err := s.readKeys(ctx, cache, &ids, pr, src)
 		if err != nil {
 			return Result{}, err
 		}
@@ -123,16 +130,26 @@ func (s *Service) Login(ctx context.Context, a Attempt) (Result, error) {
 		att := model.Attempt{Channel: a.Channel, Role: role}
 		v, d := model.Admit(l.view, att, now, &p)
 		res := Result{Principal: pr, DecidedAt: now, Decision: d}
+		// stale: the keys came from the cache, and the batch learned that
+		// another process wrote meanwhile (keyCache): nothing was written;
+		// decide again from SQLite.
+		stale := false
 		if d.Verdict == model.Refused && !viewNeedsWrite(ids, &l, v) {
 			rec, bucket := s.refusalRecord(pr, a.Channel, src, d, now, wall)
 			held = false
 			unlock()
 			err := s.commit.do(func(tx *store.Tx) error {
+				if stale = !cache.fresh(tag); stale {
+					return nil
+				}
 				_, _, err := tx.AppendOrAggregateRefusal(wctx, rec, bucket)
 				return err
 			})
 			if err != nil {
 				return Result{}, fmt.Errorf("auth: login: audit: %w", err)
+			}
+			if stale {
+				continue
 			}
 			return res, nil
 		}
@@ -146,6 +163,9 @@ func (s *Service) Login(ctx context.Context, a Attempt) (Result, error) {
 			if known != haveUser || (known && (roleOf(user.Role) != role || user.Disabled != urow.disabled || user.ExpiresNS != urow.expiresNS)) {
 				// The user changed between the two reads: decide again.
 				haveUser = false
+				if cache != nil {
+					cache.dropUser(pr)
+				}
 				continue
 			}
 			if !ver.done {
@@ -163,8 +183,15 @@ func (s *Service) Login(ctx context.Context, a Attempt) (Result, error) {
 				res.Decision = d
 			}
 		}
+		var putTag cacheTag
+		if cache != nil {
+			putTag = cache.tag()
+		}
 		err = s.commit.do(func(tx *store.Tx) error {
-			if err := s.storeView(wctx, tx, ids, &l, v, now, wall); err != nil {
+			if stale = !cache.fresh(tag); stale {
+				return nil
+			}
+			if err := s.storeView(wctx, tx, ids, &l, v, now, wall, &written); err != nil {
 				return err
 			}
 			if err := s.auditAttempt(wctx, tx, pr, a, l.view, v, d, res.TOTPRequired, now, wall); err != nil {
@@ -175,7 +202,15 @@ func (s *Service) Login(ctx context.Context, a Attempt) (Result, error) {
 			}
 			return s.onSuccess(wctx, tx, &res, user, a, d, wall)
 		})
-		if errors.Is(err, errStale) {
+		if cache != nil {
+			if err == nil && !stale {
+				// Still under the stripes of every key written.
+				cache.put(putTag, &ids, &written)
+			} else {
+				cache.drop(&ids)
+			}
+		}
+		if stale || errors.Is(err, errStale) {
 			continue
 		}
 		if err != nil {

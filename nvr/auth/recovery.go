@@ -234,7 +234,7 @@ func (s *Service) StartRecovery(ctx context.Context, username string, src model.
 	code := randomCode(emailCodeBytes, emailCodeChars)
 	hash := codeHash("recovery", code)
 	wall := s.clk.Now().UnixNano()
-	err = s.db.WithTx(ctx, func(tx *store.Tx) error {
+	err = s.writeTx(ctx, func(tx *store.Tx) error {
 		row, err := tx.GetRecoveryToken(ctx, string(pr))
 		if errors.Is(err, store.ErrNotFound) {
 			row, err = store.RecoveryToken{Principal: string(pr)}, nil
@@ -385,7 +385,7 @@ func (s *Service) recoveryFailed(ctx context.Context, pr model.Principal, src mo
 	if kind != codeEmail {
 		s.recovery.weakByName.add(string(pr), now)
 	}
-	err := s.db.WithTx(ctx, func(tx *store.Tx) error {
+	err := s.writeTx(ctx, func(tx *store.Tx) error {
 		return s.audit(ctx, tx, "", string(pr), src.String(), "", "recovery_fail",
 			fmt.Sprintf("wrong, expired or used %s: counted by the recovery limits, not the lock keys (R-RESET)", kind), nil, wall)
 	})
@@ -509,7 +509,7 @@ func (s *Service) EnableTOTP(ctx context.Context, actor Actor, name, secret stri
 	}
 	codes, hashes := NewBackupCodes()
 	wall := s.clk.Now().UnixNano()
-	err := s.db.WithTx(ctx, func(tx *store.Tx) error {
+	err := s.writeTx(ctx, func(tx *store.Tx) error {
 		u, err := userByName(ctx, tx, name)
 		if err != nil {
 			return err

@@ -85,6 +85,8 @@ type Service struct {
 
 	reader *reader
 	commit committer
+	// cache holds the keys and users attempts read (see keyCache).
+	cache *keyCache
 }
 
 // ErrInvalidInput names a malformed request field.
@@ -124,8 +126,9 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 	}
 	s := &Service{db: db, clk: cfg.Clock, hasher: cfg.Hasher, bootID: cfg.BootID, log: cfg.Log,
 		idle: cfg.SessionIdle, abs: cfg.SessionAbsolute, commit: committer{db: db}, sessionOverride: cfg.SessionPolicy,
-		recovery:    newRecoveryLimits(),
+		recovery: newRecoveryLimits(), cache: newKeyCache(),
 		bootInstant: model.Instant(cfg.Clock.Instant()), bootWall: cfg.Clock.Now().UnixNano()}
+	s.commit.first = s.cache.checkOthers
 	p := cfg.Policy
 	s.policy.Store(&p)
 	if err := s.loadDevice(context.Background()); err != nil {
@@ -321,8 +324,16 @@ func (lk loadedKey) needsWrite(after model.Pair) bool { return !lk.ours || after
 // persistence rule (or force: re-anchoring) says so, and only if it is
 // still at the version it was read at; a key that became zero is deleted.
 func (s *Service) storeKey(ctx context.Context, tx keyWriter, id store.KeyID, lk loadedKey, pr model.Pair, now model.Instant, wall int64, force bool) error {
+	_, _, err := s.storeKeyWritten(ctx, tx, id, lk, pr, now, wall, force)
+	return err
+}
+
+// storeKeyWritten is storeKey reporting whether it wrote and what is
+// stored after it, as a read would return it (version 0: no row), for the
+// key cache.
+func (s *Service) storeKeyWritten(ctx context.Context, tx keyWriter, id store.KeyID, lk loadedKey, pr model.Pair, now model.Instant, wall int64, force bool) (storedKey, bool, error) {
 	if !force && !lk.needsWrite(pr) {
-		return nil
+		return storedKey{}, false, nil
 	}
 	if s.racy {
 		if ks, err := tx.GetKeyState(ctx, id); err == nil {
@@ -333,33 +344,34 @@ func (s *Service) storeKey(ctx context.Context, tx keyWriter, id store.KeyID, lk
 	}
 	if pr == (model.Pair{}) {
 		if lk.version == 0 {
-			return nil
+			return storedKey{}, true, nil
 		}
 		// Deleting has no compare-and-swap of its own.
 		ks, err := tx.GetKeyState(ctx, id)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			return errStale
+			return storedKey{}, false, errStale
 		case err != nil:
-			return fmt.Errorf("auth: store %s: %w", id, err)
+			return storedKey{}, false, fmt.Errorf("auth: store %s: %w", id, err)
 		case ks.Version != lk.version:
-			return errStale
+			return storedKey{}, false, errStale
 		}
-		return tx.DeleteKeyState(ctx, id)
+		return storedKey{}, true, tx.DeleteKeyState(ctx, id)
 	}
 	snap := model.Persist(pr, now, wall)
-	_, err := tx.PutKeyState(ctx, store.KeyState{
+	sk := StoredKey{Snapshot: snap, BootID: s.bootID, SavedAt: now}
+	version, err := tx.PutKeyState(ctx, store.KeyState{
 		KeyID:        id,
 		Mode:         storeMode(pr.Mode),
-		State:        EncodeKey(StoredKey{Snapshot: snap, BootID: s.bootID, SavedAt: now}),
+		State:        EncodeKey(sk),
 		RemainingNS:  int64(snap.RemainingAt()),
 		WallAnchorNS: wall,
 		Version:      lk.version,
 	})
 	if errors.Is(err, store.ErrVersionConflict) {
-		return errStale
+		return storedKey{}, false, errStale
 	}
-	return err
+	return storedKey{sk: sk, version: version}, err == nil, err
 }
 
 func storeMode(m model.Mode) store.KeyMode {
@@ -393,17 +405,27 @@ func viewNeedsWrite(ids [model.NumKinds]store.KeyID, l *loaded, v model.View) bo
 	return false
 }
 
-func (s *Service) storeView(ctx context.Context, tx keyWriter, ids [model.NumKinds]store.KeyID, l *loaded, v model.View, now model.Instant, wall int64) error {
+// storeView stores the keys of v that need it, recording in w what it
+// wrote.
+func (s *Service) storeView(ctx context.Context, tx keyWriter, ids [model.NumKinds]store.KeyID, l *loaded, v model.View, now model.Instant, wall int64, w *writtenKeys) error {
 	after := viewKeys(v)
+	*w = writtenKeys{}
 	for k := model.Kind(0); k < model.NumKinds; k++ {
 		if ids[k].Kind == "" {
 			continue
 		}
-		if err := s.storeKey(ctx, tx, ids[k], l.keys[k], after[k], now, wall, false); err != nil {
+		var err error
+		if w.keys[k], w.did[k], err = s.storeKeyWritten(ctx, tx, ids[k], l.keys[k], after[k], now, wall, false); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// writtenKeys is what storeView wrote, by kind.
+type writtenKeys struct {
+	keys [model.NumKinds]storedKey
+	did  [model.NumKinds]bool
 }
 
 func mustJSON(v any) json.RawMessage {

@@ -100,7 +100,7 @@ func (s *Service) SetSessionPolicy(ctx context.Context, actor Actor, p SessionPo
 	}
 	wall := s.clk.Now().UnixNano()
 	before, _ := s.SessionPolicy()
-	err := s.db.WithTx(ctx, func(tx *store.Tx) error {
+	err := s.writeTx(ctx, func(tx *store.Tx) error {
 		dev, err := tx.GetDevice(ctx)
 		if err != nil {
 			return err

@@ -4,15 +4,34 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // also registers the "sqlite" driver
 )
+
+// countingConnector counts the connections it opens: OthersCommitted must
+// know when the writer connection it compares PRAGMA data_version on was
+// replaced, because the values of two connections are unrelated.
+type countingConnector struct {
+	driver.Connector
+	n *atomic.Uint64
+}
+
+func (c countingConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err == nil {
+		c.n.Add(1)
+	}
+	return conn, err
+}
 
 // applicationID marks a file as a Latch database (PRAGMA application_id,
 // set by migration 0001): "LatN".
@@ -49,6 +68,22 @@ type DB struct {
 	// hot holds the hot-path statements, prepared once on the writer
 	// connection at Open (see hot); read-only afterwards.
 	hot map[string]*sql.Stmt
+	// writerConns counts the writer connections opened so far (one, unless
+	// database/sql replaced a broken one), and others is what
+	// OthersCommitted last saw (see there).
+	writerConns atomic.Uint64
+	others      othersSeen
+}
+
+// othersSeen is the writer connection's PRAGMA data_version when
+// OthersCommitted last read it, and which writer connection that was.
+// Only write transactions touch it, and they are serialised; the mutex is
+// for the race detector's benefit and costs nothing uncontended.
+type othersSeen struct {
+	mu          sync.Mutex
+	valid       bool
+	conn        uint64
+	dataVersion int64
 }
 
 // Tx is one IMMEDIATE write transaction, valid only inside the WithTx
@@ -110,10 +145,11 @@ func open(path string, opts Options, target int) (_ *DB, err error) {
 		return nil, err
 	}
 
-	db.write, err = sql.Open("sqlite", writeDSN(abs, busy))
+	wc, err := sqlite.NewConnector(writeDSN(abs, busy))
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
+	db.write = sql.OpenDB(countingConnector{Connector: wc, n: &db.writerConns})
 	db.write.SetMaxOpenConns(1)
 	db.write.SetMaxIdleConns(1)
 	db.write.SetConnMaxLifetime(0)
@@ -314,4 +350,38 @@ func nullTime(ns int64) any {
 		return nil
 	}
 	return ns
+}
+
+// sqlDataVersion is SQLite's count of commits by other connections, as the
+// connection running it sees them.
+var sqlDataVersion = hot(`PRAGMA data_version`)
+
+// OthersCommitted reports whether any other connection to the file (another
+// process, such as the console CLI beside `latch serve`, or another DB
+// opened on the same path) may have committed since the previous call, on
+// any transaction of this DB; the first call, and the first after the
+// writer connection was replaced, say true. Commits through this DB never
+// count: its transactions all run on its one writer connection.
+//
+// It reads PRAGMA data_version, which changes when another connection
+// commits; inside this IMMEDIATE transaction nobody else can commit, so an
+// answer of false means no other connection committed between the previous
+// call's transaction and the end of this one. A caller that keeps a copy of
+// some tables in memory (the auth service's key cache) uses it to learn
+// that its copy may be stale. On an error it answers true: the caller must
+// then assume the worst.
+func (tx *Tx) OthersCommitted(ctx context.Context) (bool, error) {
+	var v int64
+	err := tx.q.QueryRowContext(ctx, sqlDataVersion).Scan(&v)
+	conn := tx.db.writerConns.Load()
+	o := &tx.db.others
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err != nil {
+		o.valid = false
+		return true, wrap("read data version", err)
+	}
+	changed := !o.valid || o.conn != conn || o.dataVersion != v
+	o.valid, o.conn, o.dataVersion = true, conn, v
+	return changed, nil
 }
