@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 )
 
 // Channel is where an audited act came from (SPEC §1), plus "system" for
@@ -111,10 +110,6 @@ func detailArg(d json.RawMessage) any {
 	return string(d)
 }
 
-const sqlBump = `UPDATE audit_log SET count = count + ?1, last_wall_ns = ?2
-	WHERE key_kind = ?3 AND principal = ?4 AND source = ?5 AND channel = ?6 AND outcome = ?7
-	  AND reason = ?8 AND minute_bucket = ?9 AND seq IS NULL`
-
 type auditHead struct {
 	seq   int64
 	rowID int64
@@ -128,19 +123,15 @@ var (
 		INSERT INTO audit_log (seq, wall_ns, instant_ns, principal, source, key_kind, channel, actor,
 		                       outcome, reason, detail, count, first_wall_ns, last_wall_ns, prev_hash, hash)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`)
-	// A refusal of a key whose aggregate for this minute is open bumps
-	// that row: one UPDATE, found through the partial unique index
-	// audit_open_aggregate (every one of its columns is pinned, and seq IS
-	// NULL is its WHERE), touching no indexed column, so no index changes
-	// and no CHECK on detail runs again.
-	sqlBumpAggregate = hot(sqlBump + ` RETURNING id, count`)
-	// The same without RETURNING, for merged refusals, whose caller needs
-	// no answer: RETURNING costs SQLite a temporary table per statement.
-	sqlBumpAggregateQuiet = hot(sqlBump)
-	sqlInsertAggregate    = hot(`
+	sqlInsertAggregate = hot(`
 		INSERT INTO audit_log (wall_ns, instant_ns, principal, source, key_kind, channel, actor, outcome,
 		                       reason, detail, count, first_wall_ns, last_wall_ns, minute_bucket)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	// The bump of an open aggregate whose id db.open remembers: found by
+	// primary key; seq IS NULL makes a sealed row (which the trigger would
+	// refuse to change) a miss rather than an error.
+	sqlBumpByID             = hot(`UPDATE audit_log SET count = count + ?, last_wall_ns = ? WHERE id = ? AND seq IS NULL`)
+	sqlBumpByIDReturning    = hot(`UPDATE audit_log SET count = count + ?, last_wall_ns = ? WHERE id = ? AND seq IS NULL RETURNING count`)
 	sqlOpenAggregatesExcept = hot(`SELECT ` + auditColumns + ` FROM audit_log
 		WHERE seq IS NULL AND minute_bucket <> ? ORDER BY id`)
 	sqlOpenAggregates = `SELECT ` + auditColumns + ` FROM audit_log WHERE seq IS NULL ORDER BY id`
@@ -213,8 +204,8 @@ func (tx *Tx) AppendOrAggregateRefusal(ctx context.Context, rec AuditRecord, min
 	case rec.Count == 0:
 		rec.Count, rec.FirstWallNS, rec.LastWallNS = 1, rec.WallNS, rec.WallNS
 	}
-	if m, ok := merging.Load(tx); ok {
-		return 0, m.(*refusalMerge).add(rec, minuteBucket), nil
+	if tx.merge != nil {
+		return 0, tx.merge.add(rec, minuteBucket), nil
 	}
 	return tx.aggregateRefusal(ctx, rec, minuteBucket, true)
 }
@@ -222,26 +213,59 @@ func (tx *Tx) AppendOrAggregateRefusal(ctx context.Context, rec AuditRecord, min
 // aggregateRefusal writes rec.Count (≥ 1) refusals: a bump of the open
 // aggregate, or a new one after sealing the other minutes' (see
 // AppendOrAggregateRefusal). Without returning, it skips reading back the
-// row's id and count and returns zeros for a bump.
+// row's count and returns zeros for a bump.
+//
+// It finds the open aggregate by the row id db.open remembers, and knows
+// from there whether another minute's rows are open, so a flood's write
+// is one UPDATE by primary key, or one INSERT, with no search; when db.open
+// cannot be trusted (another connection committed, a rollback) it is
+// learnt again first.
 func (tx *Tx) aggregateRefusal(ctx context.Context, rec AuditRecord, minuteBucket int64, returning bool) (id, count int64, err error) {
-	args := []any{rec.Count, rec.LastWallNS, string(rec.KeyKind), rec.Principal, rec.Source, string(rec.Channel),
-		rec.Outcome, rec.Reason, minuteBucket}
-	if returning {
-		err = tx.q.QueryRowContext(ctx, sqlBumpAggregate, args...).Scan(&id, &count)
-		if !errors.Is(err, sql.ErrNoRows) {
-			return id, count, wrap("aggregate refusal", err)
+	m, err := tx.openAggs(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	k := refusalKey{rec.KeyKind, rec.Principal, rec.Source, rec.Channel, rec.Outcome, rec.Reason, minuteBucket}
+	if id, ok := m.rows[k]; ok {
+		bumped := false
+		if returning {
+			err = tx.q.QueryRowContext(ctx, sqlBumpByIDReturning, rec.Count, rec.LastWallNS, id).Scan(&count)
+			bumped = err == nil
+			if errors.Is(err, sql.ErrNoRows) {
+				err = nil
+			}
+		} else {
+			var res sql.Result
+			if res, err = tx.q.ExecContext(ctx, sqlBumpByID, rec.Count, rec.LastWallNS, id); err == nil {
+				var n int64
+				n, err = res.RowsAffected()
+				bumped = n > 0
+			}
 		}
-	} else {
-		res, err := tx.q.ExecContext(ctx, sqlBumpAggregateQuiet, args...)
-		if err != nil {
+		switch {
+		case err != nil:
 			return 0, 0, wrap("aggregate refusal", err)
+		case bumped:
+			if !returning {
+				return 0, 0, nil
+			}
+			return id, count, nil
 		}
-		if n, err := res.RowsAffected(); err != nil || n > 0 {
-			return 0, 0, wrap("aggregate refusal", err)
+		// The row is no longer open: db.open was wrong, which its rules
+		// should make impossible. Learn again and write as if it had
+		// not been there.
+		m.valid = false
+		if m, err = tx.openAggs(ctx); err != nil {
+			return 0, 0, err
+		}
+		if _, ok := m.rows[k]; ok {
+			return 0, 0, fmt.Errorf("store: aggregate refusal: open aggregate %d could not be bumped", id)
 		}
 	}
-	if _, err := tx.sealAggregates(ctx, &minuteBucket); err != nil {
-		return 0, 0, err
+	if m.otherBuckets(minuteBucket) {
+		if _, err := tx.sealAggregates(ctx, &minuteBucket); err != nil {
+			return 0, 0, err
+		}
 	}
 	res, err := tx.q.ExecContext(ctx, sqlInsertAggregate,
 		rec.WallNS, rec.InstantNS, rec.Principal, rec.Source, string(rec.KeyKind), string(rec.Channel),
@@ -253,14 +277,112 @@ func (tx *Tx) aggregateRefusal(ctx context.Context, rec AuditRecord, minuteBucke
 	if id, err = res.LastInsertId(); err != nil {
 		return 0, 0, wrap("aggregate refusal", err)
 	}
+	m.add(k, id)
 	return id, rec.Count, nil
 }
 
-// merging holds the transactions inside MergeRefusals (*Tx →
-// *refusalMerge). A Tx has no room of its own for it (it is the store's
-// general transaction), and an entry lives exactly as long as the
-// MergeRefusals call that made it.
-var merging sync.Map
+// openAggregates is the open aggregate rows (seq IS NULL) as this DB last
+// knew them: each one's id by its key and minute, and how many are open
+// per minute. While valid it is exact: open rows are written only by
+// aggregateRefusal and sealAggregates, which keep it up to date; a
+// transaction that rolls back after reading or changing it makes it
+// invalid (WithTx); and another connection's commit (the console, which
+// refuses and seals too) shows as a change of PRAGMA data_version, checked
+// in every transaction that uses it, before it is used. An id it holds
+// names its key for good: ids are never reused (AUTOINCREMENT), rows are
+// never deleted (audit_no_delete), and nothing changes an open row's key
+// columns. And should it ever be wrong, the bump by id matches only an
+// open row (seq IS NULL, and the trigger refuses any update of a sealed
+// row), and the unique index audit_open_aggregate refuses a second open
+// row for one key and minute: a stale entry costs a search, never a wrong
+// count or a broken chain.
+//
+// Only write transactions use it, one at a time (the writer connection is
+// the DB's only one), so it needs no lock of its own.
+type openAggregates struct {
+	valid bool
+	dv    dataVersion // the data version it was learnt or checked at
+	rows  map[refusalKey]int64
+	// buckets counts the open rows per minute bucket.
+	buckets map[int64]int
+}
+
+var sqlOpenAggregateKeys = hot(`SELECT id, key_kind, principal, source, channel, outcome, reason, minute_bucket
+	FROM audit_log WHERE seq IS NULL`)
+
+// openAggs returns db.open, learnt again from the file if it is not valid
+// or another connection committed since it was.
+func (tx *Tx) openAggs(ctx context.Context) (*openAggregates, error) {
+	m := &tx.db.open
+	tx.usedOpen = true
+	dv, err := tx.dataVersion(ctx)
+	if err != nil {
+		m.valid = false
+		return nil, err
+	}
+	if m.valid && m.dv == dv {
+		return m, nil
+	}
+	m.valid = false
+	rows, err := tx.q.QueryContext(ctx, sqlOpenAggregateKeys)
+	if err != nil {
+		return nil, wrap("read open audit aggregates", err)
+	}
+	defer rows.Close()
+	if m.rows == nil {
+		m.rows, m.buckets = map[refusalKey]int64{}, map[int64]int{}
+	}
+	clear(m.rows)
+	clear(m.buckets)
+	for rows.Next() {
+		var (
+			id int64
+			k  refusalKey
+		)
+		if err := rows.Scan(&id, &k.kind, &k.principal, &k.source, &k.channel, &k.outcome, &k.reason, &k.bucket); err != nil {
+			return nil, wrap("read open audit aggregates", err)
+		}
+		m.add(k, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("read open audit aggregates", err)
+	}
+	m.valid, m.dv = true, dv
+	return m, nil
+}
+
+func (m *openAggregates) add(k refusalKey, id int64) {
+	m.rows[k] = id
+	m.buckets[k.bucket]++
+}
+
+// otherBuckets reports whether rows of a minute other than bucket are open.
+func (m *openAggregates) otherBuckets(bucket int64) bool {
+	return len(m.buckets) > 1 || (len(m.buckets) == 1 && m.buckets[bucket] == 0)
+}
+
+// sealed forgets the rows sealAggregates sealed: every minute's but
+// *keep's (all if keep is nil).
+func (m *openAggregates) sealed(keep *int64) {
+	if !m.valid {
+		return
+	}
+	if keep == nil {
+		clear(m.rows)
+		clear(m.buckets)
+		return
+	}
+	for k := range m.rows {
+		if k.bucket != *keep {
+			delete(m.rows, k)
+		}
+	}
+	for b := range m.buckets {
+		if b != *keep {
+			delete(m.buckets, b)
+		}
+	}
+}
 
 // refusalMerge is the refusals a transaction has been handed so far,
 // merged per aggregate row: what AppendOrAggregateRefusal would have
@@ -325,12 +447,13 @@ func (m *refusalMerge) add(rec AuditRecord, bucket int64) int64 {
 // holds because the merged refusals commit, or not, with the transaction
 // their callers wait for).
 func (tx *Tx) MergeRefusals(ctx context.Context, fn func() error) error {
-	m := &refusalMerge{index: map[refusalKey]int{}}
-	if _, loaded := merging.LoadOrStore(tx, m); loaded {
+	if tx.merge != nil {
 		return errors.New("store: merge refusals: already merging in this transaction")
 	}
+	m := &refusalMerge{index: map[refusalKey]int{}}
+	tx.merge = m
 	err := func() error {
-		defer merging.Delete(tx) // even if fn panics
+		defer func() { tx.merge = nil }() // even if fn panics
 		return fn()
 	}()
 	if err != nil {
@@ -398,6 +521,8 @@ func (tx *Tx) sealAggregates(ctx context.Context, keep *int64) (int, error) {
 	if err != nil || len(open) == 0 {
 		return 0, err
 	}
+	tx.usedOpen = true
+	tx.db.open.sealed(keep)
 	head, err := readAuditHead(ctx, tx.q)
 	if err != nil {
 		return 0, err

@@ -7,21 +7,34 @@ import (
 	"testing"
 )
 
-// TestAggregateBumpUsesTheOpenIndex: bumping a flooded key's aggregate is
-// the write every refusal of a flood makes (R-AUDIT), so it must find its
-// row through the partial index of open aggregates, whose size is the
-// number of keys refused this minute, never by scanning the log.
-func TestAggregateBumpUsesTheOpenIndex(t *testing.T) {
+// TestAggregateQueriesUseIndexes: bumping a flooded key's aggregate is the
+// write every refusal of a flood makes (R-AUDIT), so it must find its row
+// by primary key (the id db.open remembers); and learning the open
+// aggregates again (after the console committed) and sealing them must
+// search the rows whose seq is NULL, whose number is the keys refused this
+// minute, never scan the log.
+func TestAggregateQueriesUseIndexes(t *testing.T) {
 	db, err := Open(filepath.Join(t.TempDir(), "latch.db"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	plan, err := db.QueryPlan(context.Background(), sqlBumpAggregate, 1, 0, "pair", "alice", "192.0.2.1", "remote", "refused", "", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(plan) != 1 || !strings.Contains(plan[0], "USING INDEX audit_open_aggregate") {
-		t.Fatalf("plan of the bump = %q; want a search of audit_open_aggregate", plan)
+	for _, c := range []struct {
+		query string
+		args  []any
+		want  string
+	}{
+		{sqlBumpByID, []any{1, 0, 7}, "USING INTEGER PRIMARY KEY"},
+		{sqlBumpByIDReturning, []any{1, 0, 7}, "USING INTEGER PRIMARY KEY"},
+		{sqlOpenAggregateKeys, nil, "(seq=?)"},
+		{sqlOpenAggregatesExcept, []any{0}, "(seq=?)"},
+	} {
+		plan, err := db.QueryPlan(context.Background(), c.query, c.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(plan) != 1 || !strings.Contains(plan[0], "SEARCH audit_log") || !strings.Contains(plan[0], c.want) {
+			t.Errorf("plan of %s = %q; want a search %s", strings.Join(strings.Fields(c.query), " "), plan, c.want)
+		}
 	}
 }

@@ -70,7 +70,10 @@
 //     bucket inserts an open aggregate row: seq, prev_hash and hash are NULL
 //     and the row is not yet part of the chain.
 //   - Later refusals of the same key in the same bucket bump its count and
-//     last_wall_ns.
+//     last_wall_ns. The DB remembers every open aggregate's id (checked
+//     against PRAGMA data_version, forgotten on rollback), so a bump is an
+//     UPDATE by primary key and an insert looks for rows to seal only when
+//     another minute's are open.
 //   - An open aggregate is sealed (given the next seq and hashed, in id order)
 //     as soon as a refusal for a different bucket arrives, or when
 //     [Tx.SealAuditAggregates] / [Tx.SealAllAuditAggregates] is called (the

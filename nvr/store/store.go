@@ -73,6 +73,9 @@ type DB struct {
 	// OthersCommitted last saw (see there).
 	writerConns atomic.Uint64
 	others      othersSeen
+	// open is what this DB knows of the open audit aggregates (see
+	// openAggregates); only write transactions touch it.
+	open openAggregates
 }
 
 // othersSeen is the writer connection's PRAGMA data_version when
@@ -92,6 +95,25 @@ type Tx struct {
 	tx *sql.Tx
 	q  txQueryer
 	db *DB
+	// dv is the writer connection's PRAGMA data_version, read at most once
+	// per transaction (see dataVersion): nobody else can commit while an
+	// IMMEDIATE transaction holds the write lock, and this connection's
+	// own writes never change it.
+	dv dataVersion
+	// merge holds the refusals merged so far inside MergeRefusals; nil
+	// outside it.
+	merge *refusalMerge
+	// usedOpen: this transaction read or changed db.open, which a rollback
+	// must then forget (it may describe writes that never committed).
+	usedOpen bool
+}
+
+// dataVersion is a PRAGMA data_version and the writer connection it was
+// read on (writerConns when it was read).
+type dataVersion struct {
+	read  bool
+	conn  uint64
+	value int64
 }
 
 // queryer is what both the read pool and a transaction offer; every query is
@@ -316,14 +338,20 @@ func (db *DB) WithTx(ctx context.Context, fn func(tx *Tx) error) error {
 		return wrap("begin", err)
 	}
 	committed := false
+	tx := &Tx{tx: sqlTx, q: txQueryer{tx: sqlTx, hot: db.hot}, db: db}
 	defer func() {
 		if !committed {
 			// The rollback error is secondary: fn's error (or the panic)
 			// is what the caller must see.
 			_ = sqlTx.Rollback()
+			if tx.usedOpen {
+				// What it learnt or changed of the open aggregates
+				// may not have committed: learn again from the file.
+				db.open.valid = false
+			}
 		}
 	}()
-	if err := fn(&Tx{tx: sqlTx, q: txQueryer{tx: sqlTx, hot: db.hot}, db: db}); err != nil {
+	if err := fn(tx); err != nil {
 		return err
 	}
 	if err := sqlTx.Commit(); err != nil {
@@ -371,17 +399,31 @@ var sqlDataVersion = hot(`PRAGMA data_version`)
 // that its copy may be stale. On an error it answers true: the caller must
 // then assume the worst.
 func (tx *Tx) OthersCommitted(ctx context.Context) (bool, error) {
-	var v int64
-	err := tx.q.QueryRowContext(ctx, sqlDataVersion).Scan(&v)
-	conn := tx.db.writerConns.Load()
+	dv, err := tx.dataVersion(ctx)
 	o := &tx.db.others
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if err != nil {
 		o.valid = false
-		return true, wrap("read data version", err)
+		return true, err
 	}
-	changed := !o.valid || o.conn != conn || o.dataVersion != v
-	o.valid, o.conn, o.dataVersion = true, conn, v
+	changed := !o.valid || o.conn != dv.conn || o.dataVersion != dv.value
+	o.valid, o.conn, o.dataVersion = true, dv.conn, dv.value
 	return changed, nil
+}
+
+// dataVersion reads PRAGMA data_version once per transaction: the value
+// cannot change while this transaction holds the write lock (only other
+// connections' commits move it), so OthersCommitted and the open
+// aggregates' check (openAggs) share one read.
+func (tx *Tx) dataVersion(ctx context.Context) (dataVersion, error) {
+	if tx.dv.read {
+		return tx.dv, nil
+	}
+	var v int64
+	if err := tx.q.QueryRowContext(ctx, sqlDataVersion).Scan(&v); err != nil {
+		return dataVersion{}, wrap("read data version", err)
+	}
+	tx.dv = dataVersion{read: true, conn: tx.db.writerConns.Load(), value: v}
+	return tx.dv, nil
 }
