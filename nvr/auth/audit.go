@@ -78,7 +78,7 @@ func (s *Service) auditAttempt(ctx context.Context, tx *store.Tx, pr model.Princ
 		if c.kind == model.KindSource {
 			r.Principal = ""
 		}
-		r.Detail = mustJSON(map[string]any{"mode": c.after.Mode.String(), "level": c.after.Level, "remaining_seconds": c.after.Remaining(now).Seconds()})
+		r.Detail = keyDetailJSON(c.after, now)
 		if refusal && outcome == "extend" {
 			// The extension a refused attempt makes (R-EXTEND) happens at
 			// every refusal on a locked pair once time has moved, so it is
@@ -207,6 +207,21 @@ func detailJSON(d model.Decision, console, refusal bool, remaining int) json.Raw
 		b = append(b, d.Scope.String()...)
 		b = append(b, '"')
 	}
+	return append(b, '}')
+}
+
+// keyDetailJSON is a key change's audit detail, the bytes encoding/json
+// writes for map[string]any{"mode": ..., "level": ..., "remaining_seconds":
+// ...}, without reflection: an extension's runs at every refusal of a
+// flood on a locked pair.
+func keyDetailJSON(k model.Key, now model.Instant) json.RawMessage {
+	b := make([]byte, 0, 64)
+	b = append(b, `{"level":`...)
+	b = strconv.AppendUint(b, uint64(k.Level), 10)
+	b = append(b, `,"mode":"`...)
+	b = append(b, k.Mode.String()...)
+	b = append(b, `","remaining_seconds":`...)
+	b = appendJSONFloat(b, k.Remaining(now).Seconds())
 	return append(b, '}')
 }
 

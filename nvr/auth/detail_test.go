@@ -56,3 +56,20 @@ func TestDetailJSONMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyDetailJSONMatchesEncodingJSON: a key change's detail is what
+// encoding/json writes for the map it stands for, byte for byte.
+func TestKeyDetailJSONMatchesEncodingJSON(t *testing.T) {
+	now := model.Instant(10 * time.Minute)
+	untils := []model.Instant{0, now - 1, now, now + 1, now + 999, now + model.Instant(time.Microsecond),
+		now + model.Instant(1500*time.Millisecond), now + model.Instant(24*time.Hour), model.Forever}
+	for i, until := range untils {
+		for _, mode := range []model.Mode{model.Open, model.Locked, model.Held} {
+			k := model.Key{Mode: mode, Level: uint8(i * 29 % (model.MaxLevel + 1)), Until: until}
+			want := mustJSON(map[string]any{"mode": k.Mode.String(), "level": k.Level, "remaining_seconds": k.Remaining(now).Seconds()})
+			if got := keyDetailJSON(k, now); string(got) != string(want) {
+				t.Errorf("%+v:\n got %s\nwant %s", k, got, want)
+			}
+		}
+	}
+}

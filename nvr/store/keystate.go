@@ -61,7 +61,6 @@ type KeyState struct {
 // ErrVersionConflict: another writer (another process, or a stale cached
 // state) changed the key since it was read.
 func (tx *Tx) PutKeyState(ctx context.Context, ks KeyState) (int64, error) {
-	op := "put key state " + ks.KeyID.String()
 	if ks.State == nil {
 		ks.State = []byte{} // NOT NULL: an empty state is still a state
 	}
@@ -84,10 +83,10 @@ func (tx *Tx) PutKeyState(ctx context.Context, ks KeyState) (int64, error) {
 		}
 	}
 	if err != nil {
-		return 0, wrap(op, err)
+		return 0, wrap("put key state "+ks.KeyID.String(), err)
 	}
 	if n == 0 {
-		return 0, fmt.Errorf("store: %s: %w: expected version %d", op, ErrVersionConflict, ks.Version)
+		return 0, fmt.Errorf("store: put key state %s: %w: expected version %d", ks.KeyID, ErrVersionConflict, ks.Version)
 	}
 	return ks.Version + 1, nil
 }
