@@ -99,8 +99,11 @@ func (s *Service) Login(ctx context.Context, a Attempt) (Result, error) {
 		ver      verification
 		user     store.User
 		haveUser bool
-		written  writtenKeys
 	)
+	// What the commit closures need lives in lc, one allocation: they
+	// escape (the committer may run them on another goroutine), and so
+	// would every variable they captured.
+	lc := &loginCommit{s: s, ctx: wctx, cache: cache, pr: pr, a: a, ids: ids}
 	for try := 0; try < maxRetries; try++ {
 		if !held {
 			// Again after a refusal that gave its stripes up and must
@@ -130,25 +133,16 @@ func (s *Service) Login(ctx context.Context, a Attempt) (Result, error) {
 		att := model.Attempt{Channel: a.Channel, Role: role}
 		v, d := model.Admit(l.view, att, now, &p)
 		res := Result{Principal: pr, DecidedAt: now, Decision: d}
-		// stale: the keys came from the cache, and the batch learned that
-		// another process wrote meanwhile (keyCache): nothing was written;
-		// decide again from SQLite.
-		stale := false
 		if d.Verdict == model.Refused && !viewNeedsWrite(ids, &l, v) {
 			rec, bucket := s.refusalRecord(pr, a.Channel, src, d, now, wall)
 			held = false
 			unlock()
-			err := s.commit.do(func(tx *store.Tx) error {
-				if stale = !cache.fresh(tag); stale {
-					return nil
-				}
-				_, _, err := tx.AppendOrAggregateRefusal(wctx, rec, bucket)
-				return err
-			})
+			lc.tag, lc.rec, lc.bucket = tag, rec, bucket
+			err := s.commit.do(lc.refusal)
 			if err != nil {
 				return Result{}, fmt.Errorf("auth: login: audit: %w", err)
 			}
-			if stale {
+			if lc.stale {
 				continue
 			}
 			return res, nil
@@ -187,38 +181,83 @@ func (s *Service) Login(ctx context.Context, a Attempt) (Result, error) {
 		if cache != nil {
 			putTag = cache.tag()
 		}
-		err = s.commit.do(func(tx *store.Tx) error {
-			if stale = !cache.fresh(tag); stale {
-				return nil
-			}
-			if err := s.storeView(wctx, tx, ids, &l, v, now, wall, &written); err != nil {
-				return err
-			}
-			if err := s.auditAttempt(wctx, tx, pr, a, l.view, v, d, res.TOTPRequired, now, wall); err != nil {
-				return err
-			}
-			if d.Verdict != model.Allowed || !known {
-				return nil
-			}
-			return s.onSuccess(wctx, tx, &res, user, a, d, wall)
-		})
+		lc.tag, lc.l, lc.v, lc.d, lc.res, lc.user, lc.known, lc.now, lc.wall = tag, l, v, d, res, user, known, now, wall
+		err = s.commit.do(lc.write)
 		if cache != nil {
-			if err == nil && !stale {
+			if err == nil && !lc.stale {
 				// Still under the stripes of every key written.
-				cache.put(putTag, &ids, &written)
+				cache.put(putTag, &ids, &lc.written)
 			} else {
 				cache.drop(&ids)
 			}
 		}
-		if stale || errors.Is(err, errStale) {
+		if lc.stale || errors.Is(err, errStale) {
 			continue
 		}
 		if err != nil {
 			return Result{}, fmt.Errorf("auth: login: %w", err)
 		}
-		return res, nil
+		return lc.res, nil
 	}
 	return Result{}, fmt.Errorf("auth: login: %w after %d tries", errStale, maxRetries)
+}
+
+// loginCommit is one attempt's commit: what Login hands the committer,
+// for a refusal that writes only its audit count (refusal) or for
+// everything else (write).
+type loginCommit struct {
+	s     *Service
+	ctx   context.Context // never cancelled: the batch may be another caller's
+	cache *keyCache
+	tag   cacheTag
+	// stale: the keys came from the cache, and the batch learned that
+	// another process wrote meanwhile (keyCache): nothing was written;
+	// decide again from SQLite.
+	stale bool
+
+	pr  model.Principal
+	a   Attempt
+	ids [model.NumKinds]store.KeyID
+
+	// refusal
+	rec    store.AuditRecord
+	bucket int64
+
+	// write
+	l       loaded
+	v       model.View
+	d       model.Decision
+	res     Result
+	user    store.User
+	known   bool
+	now     model.Instant
+	wall    int64
+	written writtenKeys
+}
+
+func (c *loginCommit) refusal(tx *store.Tx) error {
+	if c.stale = !c.cache.fresh(c.tag); c.stale {
+		return nil
+	}
+	_, _, err := tx.AppendOrAggregateRefusal(c.ctx, c.rec, c.bucket)
+	return err
+}
+
+func (c *loginCommit) write(tx *store.Tx) error {
+	if c.stale = !c.cache.fresh(c.tag); c.stale {
+		return nil
+	}
+	s := c.s
+	if err := s.storeView(c.ctx, tx, c.ids, &c.l, c.v, c.now, c.wall, &c.written); err != nil {
+		return err
+	}
+	if err := s.auditAttempt(c.ctx, tx, c.pr, c.a, c.l.view, c.v, c.d, c.res.TOTPRequired, c.now, c.wall); err != nil {
+		return err
+	}
+	if c.d.Verdict != model.Allowed || !c.known {
+		return nil
+	}
+	return s.onSuccess(c.ctx, tx, &c.res, c.user, c.a, c.d, c.wall)
 }
 
 func roleOf(r store.Role) model.Role {
