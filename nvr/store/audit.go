@@ -226,7 +226,11 @@ func (tx *Tx) aggregateRefusal(ctx context.Context, rec AuditRecord, minuteBucke
 		return 0, 0, err
 	}
 	k := refusalKey{rec.KeyKind, rec.Principal, rec.Source, rec.Channel, rec.Outcome, rec.Reason, minuteBucket}
-	if id, ok := m.rows[k]; ok {
+	for relearnt := false; ; relearnt = true {
+		id, ok := m.rows[k]
+		if !ok {
+			break
+		}
 		bumped := false
 		if returning {
 			err = tx.q.QueryRowContext(ctx, sqlBumpByIDReturning, rec.Count, rec.LastWallNS, id).Scan(&count)
@@ -251,15 +255,15 @@ func (tx *Tx) aggregateRefusal(ctx context.Context, rec AuditRecord, minuteBucke
 			}
 			return id, count, nil
 		}
-		// The row is no longer open: db.open was wrong, which its rules
-		// should make impossible. Learn again and write as if it had
-		// not been there.
+		// The row is not open: db.open was wrong, which its rules
+		// should make impossible. Learn again from the file, and bump
+		// the row it names, if any.
+		if relearnt {
+			return 0, 0, fmt.Errorf("store: aggregate refusal: open aggregate %d could not be bumped", id)
+		}
 		m.valid = false
 		if m, err = tx.openAggs(ctx); err != nil {
 			return 0, 0, err
-		}
-		if _, ok := m.rows[k]; ok {
-			return 0, 0, fmt.Errorf("store: aggregate refusal: open aggregate %d could not be bumped", id)
 		}
 	}
 	if m.otherBuckets(minuteBucket) {
@@ -464,12 +468,81 @@ func (tx *Tx) MergeRefusals(ctx context.Context, fn func() error) error {
 	// writing the refusals one by one in time order would. A straggler
 	// (a refusal decided just before the minute turned) is sealed at once.
 	slices.SortStableFunc(m.recs, func(a, b pendingRefusal) int { return cmp.Compare(a.bucket, b.bucket) })
-	for _, p := range m.recs {
+	for i := 0; i < len(m.recs); i++ {
+		if i+1 < len(m.recs) {
+			// Two bumps in a row (a refusal and the extension it caused,
+			// say) are one UPDATE: a bump costs more in statement overhead
+			// than in the row it changes.
+			done, err := tx.bumpTwo(ctx, &m.recs[i], &m.recs[i+1])
+			if err != nil {
+				return err
+			}
+			if done {
+				i++
+				continue
+			}
+		}
+		p := &m.recs[i]
 		if _, _, err := tx.aggregateRefusal(ctx, p.rec, p.bucket, false); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+var (
+	sqlBumpTwo = hot(`UPDATE audit_log
+		SET count = count + CASE id WHEN ?1 THEN ?2 ELSE ?5 END,
+		    last_wall_ns = CASE id WHEN ?1 THEN ?3 ELSE ?6 END
+		WHERE id IN (?1, ?4) AND seq IS NULL`)
+	sqlIsOpen = hot(`SELECT seq IS NULL FROM audit_log WHERE id = ?`)
+)
+
+// bumpTwo bumps the open aggregates of a and b in one statement if db.open
+// knows both, and reports whether it wrote both. When db.open was wrong
+// about one of them (see aggregateRefusal), the other's bump stands and
+// the wrong one is written by aggregateRefusal, which learns again.
+func (tx *Tx) bumpTwo(ctx context.Context, a, b *pendingRefusal) (bool, error) {
+	m, err := tx.openAggs(ctx)
+	if err != nil {
+		return false, err
+	}
+	ka := refusalKey{a.rec.KeyKind, a.rec.Principal, a.rec.Source, a.rec.Channel, a.rec.Outcome, a.rec.Reason, a.bucket}
+	kb := refusalKey{b.rec.KeyKind, b.rec.Principal, b.rec.Source, b.rec.Channel, b.rec.Outcome, b.rec.Reason, b.bucket}
+	ida, oka := m.rows[ka]
+	idb, okb := m.rows[kb]
+	if !oka || !okb || ida == idb || a.bucket != b.bucket {
+		return false, nil
+	}
+	res, err := tx.q.ExecContext(ctx, sqlBumpTwo, ida, a.rec.Count, a.rec.LastWallNS, idb, b.rec.Count, b.rec.LastWallNS)
+	if err != nil {
+		return false, wrap("aggregate refusal", err)
+	}
+	n, err := res.RowsAffected()
+	switch {
+	case err != nil:
+		return false, wrap("aggregate refusal", err)
+	case n == 2:
+		return true, nil
+	}
+	// db.open was wrong. A row's openness did not change in the UPDATE,
+	// so an open row now is a row it bumped.
+	for _, p := range []struct {
+		id  int64
+		ref *pendingRefusal
+	}{{ida, a}, {idb, b}} {
+		var open bool
+		if err := tx.q.QueryRowContext(ctx, sqlIsOpen, p.id).Scan(&open); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return false, wrap("aggregate refusal", err)
+		}
+		if open {
+			continue
+		}
+		if _, _, err := tx.aggregateRefusal(ctx, p.ref.rec, p.ref.bucket, false); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // SealAuditAggregates seals every open aggregate whose bucket is not

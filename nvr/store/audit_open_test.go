@@ -191,3 +191,49 @@ func TestOpenAggregatesTwoWriters(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestOpenAggregatesWrongID: should the memory of open aggregates ever name
+// a row that is not the open aggregate of its key (a sealed row, a row of
+// another key), a refusal still lands on the right row: the bump by id
+// matches only open rows, and a miss learns again from the file. Alone
+// and bumped two at a time in a merged batch, where the other row's bump
+// must count once.
+func TestOpenAggregatesWrongID(t *testing.T) {
+	ctx := context.Background()
+	for _, merged := range []bool{false, true} {
+		db, _ := openTemp(t)
+		sealed := mustAppend(t, db, auditRec(0, "zed", "login"))[0]
+		alice, _ := refuse(t, db, "alice", 0)
+		bob, _ := refuse(t, db, "bob", 0)
+		if err := db.SetOpenAggregateID(ctx, auditRec(0, "alice", "refused"), 0, sealed); err != nil {
+			t.Fatal(err)
+		}
+		inTx(t, db, func(tx *store.Tx) error {
+			write := func() error {
+				for _, p := range []string{"alice", "bob"} {
+					rec := auditRec(0, p, "refused")
+					rec.Count = 5
+					if _, _, err := tx.AppendOrAggregateRefusal(ctx, rec, 0); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			if merged {
+				return tx.MergeRefusals(ctx, write)
+			}
+			return write()
+		})
+		rows, err := db.ListAudit(ctx, store.AuditFilter{Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[int64]int64{}
+		for _, r := range rows {
+			got[r.ID] = r.Count
+		}
+		if len(rows) != 3 || got[alice] != 6 || got[bob] != 6 || got[sealed] != 1 {
+			t.Fatalf("merged=%v: counts by row %v; want alice's row %d and bob's %d at 6, the sealed row %d at 1", merged, got, alice, bob, sealed)
+		}
+	}
+}

@@ -65,3 +65,17 @@ func (db *DB) ForgetOthers(ctx context.Context) error {
 		return err
 	})
 }
+
+// SetOpenAggregateID makes the DB's memory of open aggregates name id as
+// the open aggregate of rec's key in bucket, right or wrong.
+func (db *DB) SetOpenAggregateID(ctx context.Context, rec AuditRecord, bucket, id int64) error {
+	if err := db.ForgetOthers(ctx); err != nil {
+		return err
+	}
+	k := refusalKey{rec.KeyKind, rec.Principal, rec.Source, rec.Channel, rec.Outcome, rec.Reason, bucket}
+	if old, ok := db.open.rows[k]; ok && old != id {
+		db.open.buckets[bucket]--
+	}
+	db.open.add(k, id)
+	return nil
+}
