@@ -98,12 +98,16 @@
 // instant the server answered); every indexed segment has its file with
 // its size, and files the index does not name (orphans) appear only after
 // a kill, at most two per camera. At the end, recording continuity is
-// checked from the index (checkGaps).
+// checked (checkGaps): from the index, and where the index cannot tell a
+// stall from a lost segment, from the frame numbers the camera draws into
+// its frames (frames.go); stalls are attributed to the host or the server
+// from the server's threads' run-queue wait and the VM's steal time.
 //
 // # Tests
 //
-// The tests (soak_test.go, perf_test.go) carry the build tag soak: they
-// build ./cmd/latch, run it for minutes and are run by `make soak-short`
-// (CI) and `make soak`; docs/RELIABILITY.md and docs/PERFORMANCE.md say
-// what they run and what they found.
+// The tests that run the server (soak_test.go, perf_test.go) carry the
+// build tag soak: they build ./cmd/latch, run it for minutes and are run
+// by `make soak-short` (CI) and `make soak`; docs/RELIABILITY.md and
+// docs/PERFORMANCE.md say what they run and what they found. The tests of
+// the soak's own reasoning (frames_test.go) need no server and no tag.
 package soak

@@ -181,9 +181,11 @@ type Engine struct {
 	closed   bool
 	segMaxID []int64 // the largest segment id indexed at the end of each boot
 	orphans  int     // orphan segment files at the last inspection
-	prSet    map[model.Principal]struct{}
-	snaps    map[store.KeyID]model.Snapshot // what the next boot restores
-	planted  int64                          // the unclamped probe's wall anchor
+	// camOrphans are the orphan files at the last inspection by camera folder.
+	camOrphans map[string]int
+	prSet      map[model.Principal]struct{}
+	snaps      map[store.KeyID]model.Snapshot // what the next boot restores
+	planted    int64                          // the unclamped probe's wall anchor
 
 	noiseEpisode int
 	noiseAcked   []noiseFailure // failures the noise was answered, not yet checked
@@ -221,7 +223,19 @@ type BootInfo struct {
 	// steps are phantom steps (see the package doc).
 	Reanchors     int `json:"reanchors"`
 	InjectedSteps int `json:"injected_steps"`
-	started       time.Time
+	// RefInstant is a server instant read at RefReal (real seconds since
+	// the engine began): the boot's first answer. It maps the boot's
+	// instants to real time, to compare them with the RSS samples.
+	RefInstant int64   `json:"ref_instant"`
+	RefReal    float64 `json:"ref_real_s"`
+	// StartReal is when the process was started and StealAtStartMs the
+	// machine's steal time then (the baseline of its first sample).
+	StartReal      float64 `json:"start_real_s"`
+	StealAtStartMs float64 `json:"steal_at_start_ms"`
+	// Unfinished counts, by camera folder, the segment files the stop
+	// left that the index does not name (temp and orphan files).
+	Unfinished map[string]int `json:"unfinished,omitempty"`
+	started    time.Time
 }
 
 // Sources the engine uses besides the simulator's (documentation ranges,
@@ -252,7 +266,8 @@ func New(o Options, c sim.EngineConfig) (*Engine, error) {
 		o.Segment = 10 * time.Minute
 	}
 	if o.Width <= 0 || o.Height <= 0 {
-		o.Width, o.Height = 160, 90
+		// Wide enough for the frame numbers checkGaps reads (frames.go).
+		o.Width, o.Height = 320, 90
 	}
 	if o.RetainBytes <= 0 {
 		o.RetainBytes = 4 << 30
@@ -339,7 +354,7 @@ func (e *Engine) firstBoot() error {
 		return err
 	}
 	e.srv = s
-	e.boots = append(e.boots, &BootInfo{Boot: e.boot, started: time.Now()})
+	e.boots = append(e.boots, e.newBoot(s, 0))
 	code, body, err := e.post(s.url+"/api/v1/activate", "", "", map[string]string{
 		"username": adminUser, "password": e.accounts[adminUser].password, "pin": adminPIN})
 	if err != nil || code != http.StatusCreated {
@@ -365,6 +380,12 @@ func (e *Engine) firstBoot() error {
 	e.anchor(0)
 	e.logf("boot 1: %s pid %d, %d accounts created", s.url, s.pid, len(e.uni.Accounts))
 	return nil
+}
+
+// newBoot describes the boot server s began, at simulator instant at.
+func (e *Engine) newBoot(s *server, at model.Instant) *BootInfo {
+	return &BootInfo{Boot: s.boot, StartedAt: time.Duration(at), started: time.Now(),
+		StartReal: s.started.Sub(e.began).Seconds(), StealAtStartMs: s.stealAtStart}
 }
 
 // anchor ties the simulator's instant now to the present real time.
@@ -457,10 +478,26 @@ func (e *Engine) attempt(pr model.Principal, src model.Source, text string, now 
 
 // noteClock records the last server clock seen and the pacing lag.
 func (e *Engine) noteClock(inst, wall int64, now model.Instant) {
-	e.lastInst, e.lastWall, e.lastSeen = inst, wall, time.Now()
+	e.seen(inst, wall)
 	lag := time.Duration((inst - e.anchorInst) - int64(now-e.anchorSim))
 	e.rep.Lag.add(lag)
 	e.lag.Store(int64(lag))
+}
+
+// seen records a server clock reading taken from an answer. The first of
+// each boot ties the boot's instants to real time (BootInfo.RefInstant).
+func (e *Engine) seen(inst, wall int64) {
+	e.lastInst, e.lastWall, e.lastSeen = inst, wall, time.Now()
+	if b := e.boots[e.boot-1]; b.RefReal == 0 {
+		b.RefInstant, b.RefReal = inst, e.lastSeen.Sub(e.began).Seconds()
+	}
+}
+
+// realOf is when (real seconds since the engine began) boot b's clock
+// read instant inst: the warped clock is its process's monotonic clock
+// scaled by the warp (exact up to the round trip of the reference answer).
+func (e *Engine) realOf(b *BootInfo, inst int64) float64 {
+	return b.RefReal + float64(inst-b.RefInstant)/e.opt.Warp/1e9
 }
 
 // answerDecision is what the simulator's actors see: the server's verdict,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -226,25 +227,41 @@ func (e *Engine) checkRecordings(ctx context.Context, db *store.DB, ended *BootI
 	e.segMaxID = append(e.segMaxID, maxID)
 	st.MaxID = maxID
 	st.Deleted = maxID - int64(len(segs)) - int64(len(garbage))
+	// Files the index does not name, by camera folder: temp files (the
+	// open segment and finished ones not yet renamed: a kill leaves them,
+	// the next boot removes them) and orphans (renamed, not indexed).
 	orphans, temps := 0, 0
+	camOrphans, camTemps := map[string]int{}, map[string]int{}
 	root := filepath.Join(e.dataDir(), "recordings")
 	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return nil
 		}
+		cam := filepath.Base(filepath.Dir(p))
 		if strings.HasPrefix(d.Name(), ".") {
 			temps++
+			camTemps[cam]++
 			return nil
 		}
 		rel, _ := filepath.Rel(e.dataDir(), p)
 		if !known[filepath.ToSlash(rel)] {
 			orphans++
+			camOrphans[cam]++
 		}
 		return nil
 	})
 	st.TempFiles = temps
 	newOrphans := orphans - e.orphans
-	e.orphans, st.Orphans = orphans, orphans
+	ended.Unfinished = map[string]int{}
+	for cam, n := range camTemps {
+		ended.Unfinished[cam] += n
+	}
+	for cam, n := range camOrphans {
+		if d := n - e.camOrphans[cam]; d > 0 {
+			ended.Unfinished[cam] += d
+		}
+	}
+	e.orphans, e.camOrphans, st.Orphans = orphans, camOrphans, orphans
 	switch {
 	case ended.EndedBy == Kill.String() && newOrphans > 2*e.opt.Cameras:
 		e.problem("after boot %d: %d new orphan segment files after a kill (at most %d expected)", ended.Boot, newOrphans, 2*e.opt.Cameras)
@@ -258,23 +275,37 @@ func (e *Engine) checkRecordings(ctx context.Context, db *store.DB, ended *BootI
 	}
 }
 
-// checkGaps checks recording continuity from the index alone. Within one
-// boot, each camera's consecutive segments abut exactly: the next starts
-// at the previous start instant plus its duration (instants are the
-// server's monotonic clock, so no wall step can fake or hide a gap),
-// unless the camera itself captured nothing for a whole slot (a stall
-// gap: counted and reported, see below).
+// checkGaps checks recording continuity from the index, and from the
+// frames where the index cannot tell (frames.go).
+//
+// Within one boot each camera's consecutive segments abut exactly: the
+// next starts at the previous start instant plus its duration (instants
+// are the server's monotonic clock, so no wall step can fake or hide a
+// gap). A gap is a whole number of slots (the recorder keeps its grid),
+// and it is one of two things, told apart by the frame numbers on its
+// two sides: consecutive, the camera captured nothing in between (a
+// stall: the process did not run for a slot, 0.9 s of real time at warp
+// 1000, and a camera cannot film the past); not consecutive, frames were
+// captured and their segment lost, which fails the run. Each stall is
+// then attributed (attributeStall): to the host when the server's
+// threads were waiting for a CPU, or its VM's CPUs were stolen, for at
+// least half of it; otherwise to the server (the soak bounds those).
+//
 // Across a stop, instants restart; there the loss is bounded instead: the
-// last segment of the ended boot ends at most two segments plus a frame
-// interval before the stop (the segment being recorded and one being
-// made durable are lost by kill -9; a clean stop closes the open segment,
-// so only a frame interval), and the first segment of the next boot starts
-// within a frame interval of its boot instant. Everything in between is
-// the downtime. Slack for scheduling: a real second of virtual time.
+// last segment of the ended boot ends at most a frame interval before a
+// clean stop (which closes the open segment); after a kill, at most as
+// many slots as the files the kill left unfinished for the camera (the
+// segment being recorded and those waiting to be made durable or
+// indexed; at least two are allowed). The first segment of a boot starts
+// with the camera's frame #0 (nothing recorded at the start was lost),
+// within a frame interval of the boot's restore instant unless the host
+// explains the delay. Everything in between is the downtime. Slack for
+// scheduling: a real second of virtual time.
 func (e *Engine) checkGaps(segs []store.Segment) {
 	frame := time.Duration(float64(time.Second) / e.opt.FPS)
 	slack := time.Duration(e.opt.Warp * float64(time.Second))
-	perSeg := int64(float64(e.opt.Segment) / float64(frame))
+	seg := int64(e.opt.Segment)
+	perSeg := seg / int64(frame)
 	bootOf := func(id int64) int {
 		for i, m := range e.segMaxID {
 			if id <= m {
@@ -283,6 +314,7 @@ func (e *Engine) checkGaps(segs []store.Segment) {
 		}
 		return len(e.segMaxID) - 1
 	}
+	file := func(s store.Segment) string { return filepath.Join(e.dataDir(), filepath.FromSlash(s.Path)) }
 	byCam := map[int64][]store.Segment{}
 	for _, s := range segs {
 		byCam[s.CameraID] = append(byCam[s.CameraID], s)
@@ -298,16 +330,30 @@ func (e *Engine) checkGaps(segs []store.Segment) {
 	st := &e.rep.Segments
 	for _, c := range cams {
 		ss := byCam[c]
+		dir := path.Base(path.Dir(ss[0].Path))
 		for i := range ss {
 			b := bootOf(ss[i].ID)
 			if i == 0 || bootOf(ss[i-1].ID) != b {
-				// The first segment of a boot: within a frame of its start.
+				// The first segment of a boot: the camera's first frame,
+				// within a frame of the boot's start.
+				if sf, err := readSegmentFrames(file(ss[i])); err != nil {
+					e.problem("camera %s, boot %d: cannot read the frame numbers of its first segment: %v", dir, b+1, err)
+				} else if sf.first != 0 {
+					e.problem("camera %s, boot %d: the first segment (%d) starts with frame #%d: %d frames recorded at the start are in no segment",
+						dir, b+1, ss[i].ID, sf.first, sf.first)
+				}
 				if b > 0 && b < len(e.boots) {
-					head := time.Duration(ss[i].StartInstantNS - e.boots[b].BootInstant)
+					bi := e.boots[b]
+					head := time.Duration(ss[i].StartInstantNS - bi.BootInstant)
 					st.MaxHead = max(st.MaxHead, head)
 					st.Boundaries++
 					if head > frame+slack {
-						e.problem("camera %d: boot %d's first segment starts %s after the boot", c, b+1, head)
+						if host, why := e.attributeStall(bi, bi.BootInstant, ss[i].StartInstantNS); host {
+							st.HostLateStarts++
+							e.logf("camera %s, boot %d: first segment %s after the boot; %s", dir, b+1, head, why)
+						} else {
+							e.problem("camera %s: boot %d's first segment starts %s after the boot; %s", dir, b+1, head, why)
+						}
 					}
 				}
 				if i > 0 {
@@ -317,10 +363,11 @@ func (e *Engine) checkGaps(segs []store.Segment) {
 					st.MaxTail = max(st.MaxTail, tail)
 					allowed := frame + slack
 					if e.boots[pb].EndedBy == Kill.String() {
-						allowed += 2 * e.opt.Segment
+						allowed += time.Duration(max(2, e.boots[pb].Unfinished[dir])) * e.opt.Segment
 					}
 					if tail > allowed {
-						e.problem("camera %d: boot %d (%s) lost %s of recording before it stopped (at most %s allowed)", c, pb+1, e.boots[pb].EndedBy, tail, allowed)
+						e.problem("camera %s: boot %d (%s) lost %s of recording before it stopped (at most %s allowed: %d unfinished files)",
+							dir, pb+1, e.boots[pb].EndedBy, tail, allowed, e.boots[pb].Unfinished[dir])
 					}
 				}
 				continue
@@ -328,27 +375,10 @@ func (e *Engine) checkGaps(segs []store.Segment) {
 			st.Checked++
 			p := ss[i-1]
 			if want := p.StartInstantNS + p.DurationNS; ss[i].StartInstantNS != want {
-				gap := time.Duration(ss[i].StartInstantNS - want)
-				// The recorder reports (logs an error for) every segment
-				// with frames that it fails to keep, and the log's errors
-				// are problems of their own. A silent gap is a slot in
-				// which the camera captured nothing: it skips the frames
-				// of a stalled process. With a neighbour short of frames
-				// that is what happened (the host starved the server for
-				// a whole slot, a second of real time at warp 1000);
-				// with both neighbours full, a segment went missing.
-				if p.Frames < perSeg-1 || ss[i].Frames < perSeg-1 {
-					st.StallGaps++
-					st.StallGapTime += gap
-					e.logf("camera %d, boot %d: %s without frames after segment %d (frames %d and %d of %d around it): the process was stalled",
-						c, b+1, gap, p.ID, p.Frames, ss[i].Frames, perSeg)
-				} else {
-					e.problem("camera %d, boot %d: segment %d starts at instant %d, %s after segment %d ends (%d), with %d and %d of %d frames around the gap: a segment is missing",
-						c, b+1, ss[i].ID, ss[i].StartInstantNS, gap, p.ID, want, p.Frames, ss[i].Frames, perSeg)
-				}
+				e.checkGap(dir, b, p, ss[i], file)
 			}
 			// A whole segment (not a boot's first): did the camera keep up?
-			if ss[i].DurationNS == int64(e.opt.Segment) && i+1 < len(ss) && bootOf(ss[i+1].ID) == b {
+			if ss[i].DurationNS == seg && i+1 < len(ss) && bootOf(ss[i+1].ID) == b {
 				st.Full++
 				if ss[i].Frames < perSeg-1 {
 					st.Short++
@@ -359,6 +389,96 @@ func (e *Engine) checkGaps(segs []store.Segment) {
 			}
 		}
 	}
+}
+
+// checkGap classifies the gap between segments p and n of one camera in
+// boot index b (see checkGaps).
+func (e *Engine) checkGap(dir string, b int, p, n store.Segment, file func(store.Segment) string) {
+	st := &e.rep.Segments
+	end := p.StartInstantNS + p.DurationNS
+	gap := time.Duration(n.StartInstantNS - end)
+	if gap < 0 || int64(gap)%int64(e.opt.Segment) != 0 {
+		e.problem("camera %s, boot %d: segment %d starts at instant %d, %s after segment %d ends (%d): not a whole number of slots",
+			dir, b+1, n.ID, n.StartInstantNS, gap, p.ID, end)
+		return
+	}
+	pf, err := readSegmentFrames(file(p))
+	if err == nil {
+		var nf segmentFrames
+		if nf, err = readSegmentFrames(file(n)); err == nil {
+			switch {
+			case pf.n != p.Frames || nf.n != n.Frames:
+				e.problem("camera %s, boot %d: segments %d and %d hold %d and %d frames, the index says %d and %d",
+					dir, b+1, p.ID, n.ID, pf.n, nf.n, p.Frames, n.Frames)
+				return
+			case nf.first <= pf.last:
+				e.problem("camera %s, boot %d: segment %d begins with frame #%d, segment %d before it ends with #%d: frame numbers went back",
+					dir, b+1, n.ID, nf.first, p.ID, pf.last)
+				return
+			case nf.first != pf.last+1:
+				e.problem("camera %s, boot %d: %s gap after segment %d: frames #%d…#%d were captured and are in no segment (a segment is missing)",
+					dir, b+1, gap, p.ID, pf.last+1, int64(nf.first)-1)
+				return
+			}
+		}
+	}
+	if err != nil {
+		e.problem("camera %s, boot %d: %s gap after segment %d, and its frames cannot be read to tell a stall from a lost segment: %v",
+			dir, b+1, gap, p.ID, err)
+		return
+	}
+	// Frames #pf.last and #pf.last+1 are on either side: a stall.
+	st.StallGaps++
+	st.StallGapTime += gap
+	bi := e.boots[b]
+	host, why := e.attributeStall(bi, end, n.StartInstantNS)
+	if host {
+		st.HostStallGapTime += gap
+	}
+	e.logf("camera %s, boot %d: stall gap of %s after segment %d (frames #%d and #%d on either side); %s",
+		dir, b+1, gap, p.ID, pf.last, pf.last+1, why)
+}
+
+// attributeStall says whether the host explains a stretch of boot b (from
+// instant a to instant z) in which the server did not run: its threads
+// waited for a CPU (run-queue wait, /proc/PID/task/*/schedstat), or the
+// hypervisor ran something else on the VM's CPUs (steal), for at least
+// half of it, between the RSS samples around it.
+func (e *Engine) attributeStall(b *BootInfo, a, z int64) (host bool, why string) {
+	from, to := e.realOf(b, a), e.realOf(b, z)
+	e.rssMu.Lock()
+	var s []RSSSample
+	for _, x := range e.rss {
+		if x.Boot == b.Boot {
+			s = append(s, x)
+		}
+	}
+	e.rssMu.Unlock()
+	if len(s) == 0 {
+		return false, "no samples of the server's scheduling to tell whose stall it was"
+	}
+	// From the last sample at or before from (or the process's start:
+	// run-queue wait counts from 0), to the first at or after to (or the
+	// boot's last sample).
+	t0, wait0, steal0 := b.StartReal, 0.0, b.StealAtStartMs
+	end := s[len(s)-1]
+	for _, x := range s {
+		if x.RealSeconds <= from {
+			t0, wait0, steal0 = x.RealSeconds, x.RunWaitMs, x.StealMs
+		}
+	}
+	for i := len(s) - 1; i >= 0 && s[i].RealSeconds >= to; i-- {
+		end = s[i]
+	}
+	wait, steal := (end.RunWaitMs-wait0)/1000, (end.StealMs-steal0)/1000
+	d := to - from
+	host = wait+steal >= d/2
+	who := "the server's"
+	if host {
+		who = "the host's"
+	}
+	return host, fmt.Sprintf("%.2f s real; in the %.2f s around it the server's threads waited %.2f s for a CPU and the VM lost %.2f s to steal: %s",
+		d, end.RealSeconds-t0, wait, steal, who)
 }
 
 // finish fills in the run's totals.
@@ -377,19 +497,35 @@ func (e *Engine) finish() {
 }
 
 // downgradeToV1 takes a stopped server's database back to schema version
-// 1 with its data: migration 0002 only added the notification outbox.
+// 1 with its data, undoing the later migrations (nvr/store/migrations):
+// 0003 added sessions.source and the recovery tokens, 0002 the
+// notification outbox.
 func downgradeToV1(path string) error {
 	db, err := openRaw(path, true)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	for _, q := range []string{`DROP TABLE outbox`, `PRAGMA user_version = 1`} {
-		if _, err := db.Exec(q); err != nil {
-			return fmt.Errorf("%s: %w", q, err)
+	var v int
+	if err := db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil {
+		return err
+	}
+	undo := map[int][]string{
+		3: {`DROP INDEX recovery_tokens_by_user`, `DROP TABLE recovery_tokens`, `ALTER TABLE sessions DROP COLUMN source`},
+		2: {`DROP TABLE outbox`},
+	}
+	if v > 3 {
+		return fmt.Errorf("schema version %d: the soak does not know how to undo migrations after 0003", v)
+	}
+	for ; v > 1; v-- {
+		for _, q := range undo[v] {
+			if _, err := db.Exec(q); err != nil {
+				return fmt.Errorf("undo migration %04d: %s: %w", v, q, err)
+			}
 		}
 	}
-	return nil
+	_, err = db.Exec(`PRAGMA user_version = 1`)
+	return err
 }
 
 // CreateV1 makes a database at schema version 1, as the previous firmware

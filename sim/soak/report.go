@@ -192,11 +192,16 @@ type SegmentStats struct {
 	Full      int   `json:"full"`
 	Short     int   `json:"short"`
 	MinFrames int64 `json:"min_frames"`
-	// StallGaps are slots in which a camera captured no frame at all
-	// because the process was stalled (a neighbour short of frames, no
-	// recorder error), and their total length (virtual).
-	StallGaps    int           `json:"stall_gaps"`
-	StallGapTime time.Duration `json:"stall_gap_time"`
+	// StallGaps are gaps in which a camera captured no frame at all (the
+	// frames on either side are consecutive), and their total length
+	// (virtual); HostStallGapTime is the part the host explains (the
+	// server's threads were waiting for a CPU: attributeStall).
+	StallGaps        int           `json:"stall_gaps"`
+	StallGapTime     time.Duration `json:"stall_gap_time"`
+	HostStallGapTime time.Duration `json:"host_stall_gap_time"`
+	// HostLateStarts are boots whose first segment came late because the
+	// host did not run the server.
+	HostLateStarts int `json:"host_late_starts,omitempty"`
 }
 
 // KeyStats describe the persisted key states checked at restarts.
@@ -310,9 +315,9 @@ func (r *Report) Summary() string {
 		r.Segments.Indexed, r.Segments.Bytes>>20, r.Segments.Deleted, r.Segments.Garbage, r.Segments.Orphans,
 		r.Segments.Checked, r.Segments.Boundaries, r.Segments.MaxTail.Round(time.Second), r.Segments.MaxHead.Round(time.Second),
 		r.Segments.Short, r.Segments.Full, r.Segments.MinFrames, float64(r.DBBytes)/(1<<20))
-	if r.Segments.StallGaps > 0 {
-		fmt.Fprintf(&b, "stall gaps (a camera captured nothing for a whole slot while the process was stalled): %d, %s in all\n",
-			r.Segments.StallGaps, r.Segments.StallGapTime)
+	if r.Segments.StallGaps > 0 || r.Segments.HostLateStarts > 0 {
+		fmt.Fprintf(&b, "stall gaps (a camera captured nothing for a whole slot: consecutive frames on either side): %d, %s in all, %s of it while the host starved the server; %d boots' cameras started late for the host\n",
+			r.Segments.StallGaps, r.Segments.StallGapTime, r.Segments.HostStallGapTime, r.Segments.HostLateStarts)
 	}
 	if len(r.RSS) > 1 {
 		fmt.Fprintf(&b, "server threads waiting for a CPU: at most %.0f ms per %.0f ms sample\n",

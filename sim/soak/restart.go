@@ -55,7 +55,7 @@ func (e *Engine) restart(now model.Instant, kind FaultKind) {
 		panic(fmt.Sprintf("soak: cannot relaunch the server: %v", err))
 	}
 	e.srv = s
-	b := &BootInfo{Boot: e.boot, StartedAt: time.Duration(now), started: time.Now()}
+	b := e.newBoot(s, now)
 	e.boots = append(e.boots, b)
 	e.boots[len(e.boots)-2].DownReal = time.Since(stopped)
 	if err := e.measureBoot(b); err != nil {
@@ -146,7 +146,7 @@ func (e *Engine) measureBoot(b *BootInfo) error {
 		if ans.status != http.StatusUnauthorized {
 			return fmt.Errorf("probe %s: %s", id, describeAnswer(ans))
 		}
-		e.lastInst, e.lastWall, e.lastSeen = ans.instant, ans.wall, time.Now()
+		e.seen(ans.instant, ans.wall)
 		ks, err := readKey(e.dbPath(), id)
 		if err != nil {
 			return fmt.Errorf("probe %s: %w", id, err)

@@ -30,6 +30,8 @@ type server struct {
 	// execWall is the real wall clock just before exec: the warped wall
 	// clock of the new process starts at or after it.
 	execWall int64
+	// stealAtStart is the machine's steal time (ms) just before exec.
+	stealAtStart float64
 
 	logDone chan struct{} // closed when stderr reached EOF
 	exited  chan struct{} // closed when Wait returned
@@ -77,6 +79,7 @@ func (e *Engine) startServer() (*server, error) {
 	}
 	s := &server{cmd: cmd, boot: e.boot, logDone: make(chan struct{}), exited: make(chan struct{}), stopRSS: make(chan struct{})}
 	s.execWall = time.Now().UnixNano()
+	s.stealAtStart = stealMs()
 	s.started = time.Now()
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -220,6 +223,9 @@ type RSSSample struct {
 	// far in this boot (/proc/PID/task/*/schedstat): when it jumps, the
 	// host, not the server, was the bottleneck.
 	RunWaitMs float64 `json:"run_wait_ms"`
+	// StealMs is the machine's steal time so far (/proc/stat: time the
+	// hypervisor ran something else while this VM's CPUs had work).
+	StealMs float64 `json:"steal_ms"`
 }
 
 // sampleRSS reads VmRSS from /proc every RSSEvery until the boot ends.
@@ -240,7 +246,7 @@ func (e *Engine) sampleRSS(s *server) {
 		e.rssMu.Lock()
 		e.rss = append(e.rss, RSSSample{RealSeconds: time.Since(e.began).Seconds(),
 			VirtualSeconds: time.Duration(e.simNow.Load()).Seconds(), Boot: s.boot, RSSKiB: kib,
-			LagSeconds: time.Duration(e.lag.Load()).Seconds(), RunWaitMs: float64(runWait(s.pid)) / 1e6})
+			LagSeconds: time.Duration(e.lag.Load()).Seconds(), RunWaitMs: float64(runWait(s.pid)) / 1e6, StealMs: stealMs()})
 		e.rssMu.Unlock()
 	}
 }
@@ -260,6 +266,22 @@ func runWait(pid int) int64 {
 		}
 	}
 	return sum
+}
+
+// stealMs is the machine's steal time so far in milliseconds: the eighth
+// value of /proc/stat's cpu line, in USER_HZ (100 a second on Linux).
+func stealMs() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	n, _ := strconv.ParseFloat(f[8], 64)
+	return n * 10
 }
 
 func readVmRSS(path string) (int64, error) {
