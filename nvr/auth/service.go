@@ -280,7 +280,14 @@ func (s *Service) loadKey(ctx context.Context, q keyReader, id store.KeyID, now 
 func (s *Service) restore(id store.KeyID, version int64, sk StoredKey, now model.Instant, wall int64) model.Pair {
 	switch {
 	case sk.BootID == s.bootID:
-		return model.Restore(sk.Snapshot, now, sk.Snapshot.WallAnchor+int64(now.Sub(sk.SavedAt)))
+		// Written by this boot: its instants are this boot's, exactly.
+		// Restoring "at SavedAt with no wall time served" says so without
+		// reference to now, which may be earlier than SavedAt (a caller
+		// that read the clock before a login committed, as Reanchor does):
+		// measuring served time from now would clamp the negative span to
+		// 0 and move every instant back by it, shortening locks
+		// (INV-NOSHORTEN; the soak found it).
+		return model.Restore(sk.Snapshot, sk.SavedAt, sk.Snapshot.WallAnchor)
 	case s.preBoot[keyHash(id)] == preBootKey{version: version, anchor: sk.Snapshot.WallAnchor}:
 		return model.Restore(sk.Snapshot, s.bootInstant, s.bootWall)
 	}

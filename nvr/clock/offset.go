@@ -31,3 +31,9 @@ func (o *Offset) AfterFunc(d time.Duration, f func()) Timer { return o.base.Afte
 
 // Step moves the wall clock by delta.
 func (o *Offset) Step(delta time.Duration) { o.offset.Add(int64(delta)) }
+
+// Read returns Now and Instant from one reading of the base.
+func (o *Offset) Read() (time.Time, int64) {
+	wall, inst := Read(o.base)
+	return wall.Add(time.Duration(o.offset.Load())), inst
+}

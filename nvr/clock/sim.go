@@ -195,3 +195,10 @@ func (h *simHeap) Pop() any {
 	t.index = -1
 	return t
 }
+
+// Read returns Now and Instant under one lock.
+func (s *Sim) Read() (time.Time, int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.wallZero.Add(time.Duration(s.instant)), s.instant
+}

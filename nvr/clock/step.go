@@ -62,7 +62,7 @@ func Watch(c Clock, interval, tolerance time.Duration, onStep func(Step)) (stop 
 	w := &watcher{c: c, interval: interval, onStep: onStep, det: NewStepDetector(tolerance)}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.det.Observe(c.Now(), c.Instant())
+	w.det.Observe(Read(c))
 	w.timer = c.AfterFunc(interval, w.sample)
 	return w.stop
 }
@@ -84,7 +84,7 @@ func (w *watcher) sample() {
 	if w.stopped {
 		return
 	}
-	if step, ok := w.det.Observe(w.c.Now(), w.c.Instant()); ok {
+	if step, ok := w.det.Observe(Read(w.c)); ok {
 		w.onStep(step)
 	}
 	w.timer = w.c.AfterFunc(w.interval, w.sample)

@@ -36,9 +36,18 @@ func (w *Warped) Factor() float64 { return w.factor }
 
 // Now returns the base wall time plus the extra time the warp has added so far.
 func (w *Warped) Now() time.Time {
-	wall, inst := w.base.Now(), w.base.Instant()
+	wall, _ := w.Read()
+	return wall
+}
+
+// Read returns Now and Instant from one reading of the base clock: read
+// apart, a pause between them is scaled by the factor into a phantom
+// wall-clock step.
+func (w *Warped) Read() (time.Time, int64) {
+	wall, inst := Read(w.base)
 	elapsed := subSat(inst, w.start)
-	return wall.Add(time.Duration(subSat(w.scaleUp(elapsed), elapsed)))
+	scaled := w.scaleUp(elapsed)
+	return wall.Add(time.Duration(subSat(scaled, elapsed))), addSat(w.start, scaled)
 }
 
 // Instant returns the base start instant plus the scaled base time elapsed since.
