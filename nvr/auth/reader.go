@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -22,8 +23,16 @@ import (
 // the store's own read pool does; read inside a WithTx callback before the
 // callback writes anything, they see the transaction's snapshot too,
 // because the IMMEDIATE transaction holds the write lock.
+//
+// On a pinned store (store.Options.CommitEvery: the simulator's deferred
+// commits) it reads through the store's one connection instead, the only
+// one that sees the transactions not yet committed; its statements are
+// prepared there and it owns no pool.
 type reader struct {
-	db      *sql.DB
+	db *sql.DB // nil on a pinned store
+	q  interface {
+		QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	}
 	attempt *sql.Stmt
 	keyIDs  *sql.Stmt
 }
@@ -49,8 +58,22 @@ const sqlPreBoot = `SELECT kind, principal, source, version, wall_anchor_ns FROM
 
 var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
 
-func openReader(path string) (*reader, error) {
-	abs, err := filepath.Abs(path)
+func openReader(st *store.DB) (*reader, error) {
+	if conn := st.PinnedConn(); conn != nil {
+		r := &reader{q: conn}
+		var err error
+		ctx := context.Background()
+		if r.attempt, err = conn.PrepareContext(ctx, sqlAttempt); err == nil {
+			if r.keyIDs, err = conn.PrepareContext(ctx, sqlKeyIDs); err != nil {
+				r.attempt.Close()
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("auth: reader: prepare: %w", err)
+		}
+		return r, nil
+	}
+	abs, err := filepath.Abs(st.Path())
 	if err != nil {
 		return nil, fmt.Errorf("auth: reader: %w", err)
 	}
@@ -60,7 +83,7 @@ func openReader(path string) (*reader, error) {
 	}
 	db.SetMaxOpenConns(4)
 	db.SetMaxIdleConns(4)
-	r := &reader{db: db}
+	r := &reader{db: db, q: db}
 	if r.attempt, err = db.Prepare(sqlAttempt); err == nil {
 		r.keyIDs, err = db.Prepare(sqlKeyIDs)
 	}
@@ -71,7 +94,12 @@ func openReader(path string) (*reader, error) {
 	return r, nil
 }
 
-func (r *reader) close() error { return r.db.Close() }
+func (r *reader) close() error {
+	if r.db != nil {
+		return r.db.Close()
+	}
+	return errors.Join(r.attempt.Close(), r.keyIDs.Close())
+}
 
 // userRow is what deciding an attempt needs of its user.
 type userRow struct {
@@ -138,7 +166,7 @@ func (r *reader) readAttempt(ctx context.Context, pr model.Principal, src string
 
 // preBootKeys reads the version and wall anchor of every stored key.
 func (r *reader) preBootKeys(ctx context.Context) (map[uint64]preBootKey, error) {
-	rows, err := r.db.QueryContext(ctx, sqlPreBoot)
+	rows, err := r.q.QueryContext(ctx, sqlPreBoot)
 	if err != nil {
 		return nil, fmt.Errorf("auth: read keys at start: %w", err)
 	}

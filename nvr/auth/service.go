@@ -135,7 +135,7 @@ func New(db *store.DB, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	var err error
-	if s.reader, err = openReader(db.Path()); err != nil {
+	if s.reader, err = openReader(db); err != nil {
 		return nil, err
 	}
 	if s.preBoot, err = s.reader.preBootKeys(context.Background()); err != nil {

@@ -647,11 +647,18 @@ func (e *AuditChainError) Is(target error) bool { return target == ErrAuditChain
 // or the service's minute tick seals them. Turning a sealed row back into
 // an open one to edit it shows here as a gap in seq.
 func (db *DB) VerifyAuditChain(ctx context.Context) (int, error) {
-	rtx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return 0, wrap("verify audit chain", err)
+	// One read transaction, so the rows and the head are one snapshot. A
+	// pinned DB (Options.CommitEvery) has one connection, already in a
+	// transaction, whose writes the caller does not run beside this.
+	rtx := db.reads()
+	if db.pin == nil {
+		t, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return 0, wrap("verify audit chain", err)
+		}
+		defer t.Rollback() // read-only: nothing to commit
+		rtx = t
 	}
-	defer rtx.Rollback() // read-only: nothing to commit
 
 	rows, err := rtx.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit_log WHERE seq IS NOT NULL ORDER BY seq`)
 	if err != nil {
@@ -714,7 +721,7 @@ type AuditFilter struct {
 // ListAudit returns audit rows matching f, newest (highest id) first,
 // open aggregates included.
 func (db *DB) ListAudit(ctx context.Context, f AuditFilter) ([]AuditRecord, error) {
-	return listAudit(ctx, db.read, f)
+	return listAudit(ctx, db.reads(), f)
 }
 
 // ListAudit returns audit rows matching f as this transaction sees them.

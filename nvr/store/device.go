@@ -62,7 +62,7 @@ func (db *DB) newSecret() ([]byte, error) {
 }
 
 // GetDevice returns the device row.
-func (db *DB) GetDevice(ctx context.Context) (Device, error) { return getDevice(ctx, db.read) }
+func (db *DB) GetDevice(ctx context.Context) (Device, error) { return getDevice(ctx, db.reads()) }
 
 // GetDevice returns the device row as this transaction sees it.
 func (tx *Tx) GetDevice(ctx context.Context) (Device, error) { return getDevice(ctx, tx.q) }

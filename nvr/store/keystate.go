@@ -124,7 +124,7 @@ func scanKeyState(row interface{ Scan(...any) error }) (KeyState, error) {
 // GetKeyState returns the key's state, or ErrNotFound for a key never
 // written (which the lock model treats as a fresh open key).
 func (db *DB) GetKeyState(ctx context.Context, id KeyID) (KeyState, error) {
-	return getKeyState(ctx, db.read, id)
+	return getKeyState(ctx, db.reads(), id)
 }
 
 // GetKeyState returns the key's state as this transaction sees it.
@@ -141,7 +141,9 @@ func getKeyState(ctx context.Context, q queryer, id KeyID) (KeyState, error) {
 // ListNotOpen returns every key whose persisted mode is not open (locked or
 // held), ordered by kind, principal, source: the lock status page, unlock
 // all, and re-anchoring after a wall-clock step (SPEC R-RESTART).
-func (db *DB) ListNotOpen(ctx context.Context) ([]KeyState, error) { return listNotOpen(ctx, db.read) }
+func (db *DB) ListNotOpen(ctx context.Context) ([]KeyState, error) {
+	return listNotOpen(ctx, db.reads())
+}
 
 // ListNotOpen returns every key not open, as this transaction sees them.
 func (tx *Tx) ListNotOpen(ctx context.Context) ([]KeyState, error) { return listNotOpen(ctx, tx.q) }
@@ -159,7 +161,7 @@ func listNotOpen(ctx context.Context, q queryer) ([]KeyState, error) {
 // principal key and its console key), for unlock-all and password reset
 // (SPEC R-UNLOCK, R-RESET). Source keys are not included.
 func (db *DB) ListPrincipalKeys(ctx context.Context, principal string) ([]KeyState, error) {
-	return listPrincipalKeys(ctx, db.read, principal)
+	return listPrincipalKeys(ctx, db.reads(), principal)
 }
 
 // ListPrincipalKeys returns every key of a principal, as this transaction

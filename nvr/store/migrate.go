@@ -68,7 +68,7 @@ func (db *DB) migrate(ctx context.Context, target int) error {
 	for _, m := range ms[:target] {
 		err := db.WithTx(ctx, func(tx *Tx) error {
 			var current int
-			if err := tx.tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&current); err != nil {
+			if err := tx.q.QueryRowContext(ctx, "PRAGMA user_version").Scan(&current); err != nil {
 				return wrap("read schema version", err)
 			}
 			if current > SchemaVersion {
@@ -81,12 +81,12 @@ func (db *DB) migrate(ctx context.Context, target int) error {
 			if current != m.version-1 {
 				return fmt.Errorf("store: migrate %s: database is at version %d, expected %d", db.path, current, m.version-1)
 			}
-			if _, err := tx.tx.ExecContext(ctx, m.sql); err != nil {
+			if _, err := tx.q.ExecContext(ctx, m.sql); err != nil {
 				return wrap("migrate "+db.path+": "+m.name, err)
 			}
 			// user_version lives in the file header and is transactional: it
 			// commits or rolls back with the migration's DDL.
-			if _, err := tx.tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", m.version)); err != nil {
+			if _, err := tx.q.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", m.version)); err != nil {
 				return wrap("migrate "+db.path+": "+m.name+": set user_version", err)
 			}
 			return nil

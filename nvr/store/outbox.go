@@ -69,7 +69,7 @@ func scanOutbox(row interface{ Scan(...any) error }) (OutboxMessage, error) {
 // NextDueOutbox returns up to limit (<= 0: all) pending messages due at
 // or before nowNS, earliest first.
 func (db *DB) NextDueOutbox(ctx context.Context, nowNS int64, limit int) ([]OutboxMessage, error) {
-	return nextDueOutbox(ctx, db.read, nowNS, limit)
+	return nextDueOutbox(ctx, db.reads(), nowNS, limit)
 }
 
 // NextDueOutbox returns due messages as this transaction sees them.
@@ -92,7 +92,7 @@ func nextDueOutbox(ctx context.Context, q queryer, nowNS int64, limit int) ([]Ou
 
 // GetOutbox returns one message.
 func (db *DB) GetOutbox(ctx context.Context, id int64) (OutboxMessage, error) {
-	return getOutbox(ctx, db.read, id)
+	return getOutbox(ctx, db.reads(), id)
 }
 
 // GetOutbox returns one message as this transaction sees it.

@@ -25,7 +25,7 @@ func (tx *Tx) SetPolicy(ctx context.Context, p Policy) error {
 
 // GetPolicy returns the active policy, or ErrNotFound when none was saved
 // (the caller then uses the built-in default).
-func (db *DB) GetPolicy(ctx context.Context) (Policy, error) { return getPolicy(ctx, db.read) }
+func (db *DB) GetPolicy(ctx context.Context) (Policy, error) { return getPolicy(ctx, db.reads()) }
 
 // GetPolicy returns the active policy as this transaction sees it.
 func (tx *Tx) GetPolicy(ctx context.Context) (Policy, error) { return getPolicy(ctx, tx.q) }

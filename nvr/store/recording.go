@@ -46,7 +46,7 @@ func (tx *Tx) DeleteCamera(ctx context.Context, id int64) error {
 
 // GetCamera returns one camera.
 func (db *DB) GetCamera(ctx context.Context, id int64) (Camera, error) {
-	return getCamera(ctx, db.read, id)
+	return getCamera(ctx, db.reads(), id)
 }
 
 // GetCamera returns one camera as this transaction sees it.
@@ -68,7 +68,7 @@ func scanCamera(row interface{ Scan(...any) error }) (Camera, error) {
 }
 
 // ListCameras returns every camera, by id.
-func (db *DB) ListCameras(ctx context.Context) ([]Camera, error) { return listCameras(ctx, db.read) }
+func (db *DB) ListCameras(ctx context.Context) ([]Camera, error) { return listCameras(ctx, db.reads()) }
 
 // ListCameras returns every camera, by id.
 func (tx *Tx) ListCameras(ctx context.Context) ([]Camera, error) { return listCameras(ctx, tx.q) }
@@ -128,7 +128,7 @@ func scanSegment(row interface{ Scan(...any) error }) (Segment, error) {
 
 // GetSegment returns one segment.
 func (db *DB) GetSegment(ctx context.Context, id int64) (Segment, error) {
-	return getSegment(ctx, db.read, id)
+	return getSegment(ctx, db.reads(), id)
 }
 
 // GetSegment returns one segment as this transaction sees it.
@@ -145,7 +145,7 @@ func getSegment(ctx context.Context, q queryer, id int64) (Segment, error) {
 // wall-time range [fromNS, toNS), by start time. It is served by the
 // covering index alone. limit <= 0 means no limit.
 func (db *DB) ListSegments(ctx context.Context, cameraID, fromNS, toNS int64, limit int) ([]Segment, error) {
-	return listSegments(ctx, db.read, cameraID, fromNS, toNS, limit)
+	return listSegments(ctx, db.reads(), cameraID, fromNS, toNS, limit)
 }
 
 // ListSegments lists a camera's segments as this transaction sees them.
@@ -168,7 +168,7 @@ func listSegments(ctx context.Context, q queryer, cameraID, fromNS, toNS int64, 
 // across all cameras, for retention. Id order, not wall time, because a
 // clock reset to 1970 must not make fresh footage look oldest.
 func (db *DB) OldestSegments(ctx context.Context, limit int) ([]Segment, error) {
-	return oldestSegments(ctx, db.read, limit)
+	return oldestSegments(ctx, db.reads(), limit)
 }
 
 // OldestSegments returns the oldest segments as this transaction sees them.
@@ -193,7 +193,7 @@ type SegmentUsage struct {
 // SegmentUsage sums all indexed segments (retention by disk quota). Files in
 // garbage are not counted: they are already on their way out.
 func (db *DB) SegmentUsage(ctx context.Context) (SegmentUsage, error) {
-	return segmentUsage(ctx, db.read)
+	return segmentUsage(ctx, db.reads())
 }
 
 // SegmentUsage sums all indexed segments as this transaction sees them.
@@ -244,7 +244,9 @@ type Garbage struct {
 }
 
 // ListGarbage returns every pending garbage row, by segment id.
-func (db *DB) ListGarbage(ctx context.Context) ([]Garbage, error) { return listGarbage(ctx, db.read) }
+func (db *DB) ListGarbage(ctx context.Context) ([]Garbage, error) {
+	return listGarbage(ctx, db.reads())
+}
 
 // ListGarbage returns pending garbage rows as this transaction sees them.
 func (tx *Tx) ListGarbage(ctx context.Context) ([]Garbage, error) { return listGarbage(ctx, tx.q) }

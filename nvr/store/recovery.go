@@ -23,7 +23,7 @@ const recoveryColumns = `principal, coalesce(user_id, 0), code_hash, created_ns,
 
 // GetRecoveryToken returns the principal's row, or ErrNotFound.
 func (db *DB) GetRecoveryToken(ctx context.Context, principal string) (RecoveryToken, error) {
-	return getRecoveryToken(ctx, db.read, principal)
+	return getRecoveryToken(ctx, db.reads(), principal)
 }
 
 // GetRecoveryToken returns the principal's row as this transaction sees it.

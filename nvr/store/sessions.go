@@ -104,7 +104,7 @@ func scanSession(row interface{ Scan(...any) error }) (Session, error) {
 // GetSession returns a session, revoked or not; whether it is still valid
 // at some instant is the caller's decision.
 func (db *DB) GetSession(ctx context.Context, idHash []byte) (Session, error) {
-	return getSession(ctx, db.read, idHash)
+	return getSession(ctx, db.reads(), idHash)
 }
 
 // GetSession returns a session as this transaction sees it.
@@ -119,7 +119,7 @@ func getSession(ctx context.Context, q queryer, idHash []byte) (Session, error) 
 
 // ListUserSessions returns a user's sessions, newest first.
 func (db *DB) ListUserSessions(ctx context.Context, userID int64) ([]Session, error) {
-	return listUserSessions(ctx, db.read, userID)
+	return listUserSessions(ctx, db.reads(), userID)
 }
 
 // ListUserSessions returns a user's sessions as this transaction sees them.

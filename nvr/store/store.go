@@ -51,6 +51,16 @@ type Options struct {
 	QuickCheck bool
 	// FirmwareVersion, if set, is recorded in the device row.
 	FirmwareVersion string
+	// CommitEvery, above 1, defers durability for speed: the DB runs on
+	// one pinned connection, each WithTx is a savepoint inside one long
+	// IMMEDIATE transaction, and that transaction commits after
+	// CommitEvery of them, on Flush and on Close. Reads see every
+	// transaction released so far. A crash loses what was not committed,
+	// and the file stays write-locked while the DB is open, so the
+	// appliance never sets it; the simulator's service engine does
+	// (sim/service), whose reboots are clean closes and whose caller runs
+	// one operation at a time. See pinned.go.
+	CommitEvery int
 	// Rand is the source of the device secret. Nil means crypto/rand; tests
 	// and the simulator pass a seeded reader for reproducible databases. It
 	// is read only inside (serialised) write transactions, so it need not be
@@ -64,7 +74,10 @@ type DB struct {
 	path  string
 	write *sql.DB // exactly one connection: SQLite has one writer
 	read  *sql.DB // query_only connections; WAL lets them run beside the writer
-	rand  io.Reader
+	// pin is the one connection everything runs on when Options.CommitEvery
+	// is above 1 (read is nil then); nil otherwise.
+	pin  *pinned
+	rand io.Reader
 	// hot holds the hot-path statements, prepared once on the writer
 	// connection at Open (see hot); read-only afterwards.
 	hot map[string]*sql.Stmt
@@ -92,8 +105,7 @@ type othersSeen struct {
 // Tx is one IMMEDIATE write transaction, valid only inside the WithTx
 // callback that received it. It is not safe for concurrent use.
 type Tx struct {
-	tx *sql.Tx
-	q  txQueryer
+	q  queryer
 	db *DB
 	// dv is the writer connection's PRAGMA data_version, read at most once
 	// per transaction (see dataVersion): nobody else can commit while an
@@ -188,6 +200,15 @@ func open(path string, opts Options, target int) (_ *DB, err error) {
 	// The hot statements are written against the current schema; a
 	// database left at an older version (tests building an old binary's
 	// file) runs them unprepared, and fails only if it uses them.
+	if opts.CommitEvery > 1 {
+		// Pinned: no read pool (it could not see the transaction in
+		// progress) and no statements prepared on the pool (they would
+		// wait for the connection the pin holds).
+		if db.pin, err = pin(ctx, db.write, opts.CommitEvery); err != nil {
+			return nil, fmt.Errorf("store: open %s: %w", path, err)
+		}
+		return db, nil
+	}
 	if target == SchemaVersion {
 		if err := db.prepareHot(ctx); err != nil {
 			return nil, err
@@ -240,12 +261,26 @@ func readDSN(abs string, busy time.Duration) string {
 		sqliteURIPath.Replace(abs), busy.Milliseconds())
 }
 
+// reads is what reads outside a transaction run on: the read pool, or the
+// pinned connection.
+func (db *DB) reads() queryer {
+	if db.pin != nil {
+		return db.pin.q
+	}
+	return db.read
+}
+
 // Path is the path the database was opened with.
 func (db *DB) Path() string { return db.path }
 
 // Close closes both pools. The last connection to close checkpoints the WAL.
+// A pinned DB commits first; if that fails, the transactions since the last
+// commit are lost, and the error says so.
 func (db *DB) Close() error {
 	var errs []error
+	if db.pin != nil {
+		errs = append(errs, db.pin.close())
+	}
 	for _, st := range db.hot {
 		if err := st.Close(); err != nil {
 			errs = append(errs, err)
@@ -333,12 +368,15 @@ func integrityErr(path string, err error) error {
 // serialised. fn must use only tx: the writer connection is held until
 // WithTx returns.
 func (db *DB) WithTx(ctx context.Context, fn func(tx *Tx) error) error {
+	if db.pin != nil {
+		return db.withSavepoint(ctx, fn)
+	}
 	sqlTx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return wrap("begin", err)
 	}
 	committed := false
-	tx := &Tx{tx: sqlTx, q: txQueryer{tx: sqlTx, hot: db.hot}, db: db}
+	tx := &Tx{q: txQueryer{tx: sqlTx, hot: db.hot}, db: db}
 	defer func() {
 		if !committed {
 			// The rollback error is secondary: fn's error (or the panic)

@@ -100,7 +100,9 @@ func (tx *Tx) AdvanceTOTPStep(ctx context.Context, userID, step int64) (bool, er
 }
 
 // GetUser returns the user with id.
-func (db *DB) GetUser(ctx context.Context, id int64) (User, error) { return getUser(ctx, db.read, id) }
+func (db *DB) GetUser(ctx context.Context, id int64) (User, error) {
+	return getUser(ctx, db.reads(), id)
+}
 
 // GetUser returns the user with id.
 func (tx *Tx) GetUser(ctx context.Context, id int64) (User, error) { return getUser(ctx, tx.q, id) }
@@ -112,7 +114,7 @@ func getUser(ctx context.Context, q queryer, id int64) (User, error) {
 
 // GetUserByName returns the user whose canonical name is name.
 func (db *DB) GetUserByName(ctx context.Context, name string) (User, error) {
-	return getUserByName(ctx, db.read, name)
+	return getUserByName(ctx, db.reads(), name)
 }
 
 // GetUserByName returns the user whose canonical name is name.
@@ -126,7 +128,7 @@ func getUserByName(ctx context.Context, q queryer, name string) (User, error) {
 }
 
 // ListUsers returns every user, by name.
-func (db *DB) ListUsers(ctx context.Context) ([]User, error) { return listUsers(ctx, db.read) }
+func (db *DB) ListUsers(ctx context.Context) ([]User, error) { return listUsers(ctx, db.reads()) }
 
 // ListUsers returns every user, by name.
 func (tx *Tx) ListUsers(ctx context.Context) ([]User, error) { return listUsers(ctx, tx.q) }
@@ -174,7 +176,7 @@ func (tx *Tx) UseRecoveryCode(ctx context.Context, id, nowNS int64) error {
 
 // ListRecoveryCodes returns the user's codes, used ones included, by id.
 func (db *DB) ListRecoveryCodes(ctx context.Context, userID int64) ([]RecoveryCode, error) {
-	return listRecoveryCodes(ctx, db.read, userID)
+	return listRecoveryCodes(ctx, db.reads(), userID)
 }
 
 // ListRecoveryCodes returns the user's codes, used ones included, by id.

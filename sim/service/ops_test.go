@@ -19,6 +19,10 @@ import (
 // small universe so that keys lock, replay and collide, goes through the
 // model engine and the service engine side by side, and every decision
 // must match (R-UNLOCK, R-RESET, R-RESTART, R-MONO, R-REPLAY, R-ENUM).
+// Each preset runs with the engine's deferred commits (DefaultCommitEvery),
+// with a commit every 7 transactions (commits between any two operations,
+// failed ones included), and with a commit per transaction, as the
+// appliance runs: the service must decide alike in all three.
 //
 // More seeds and operations search further (seconds per seed):
 //
@@ -34,8 +38,10 @@ func TestEveryOperationAgrees(t *testing.T) {
 			if raceEnabled && n == defaultOps {
 				n = defaultOps / 6 // a restart costs ~50 ms under -race
 			}
-			for seed := uint64(testSeed); seed < testSeed+uint64(*opsSeeds); seed++ {
-				runOps(t, p, preset, seed, n)
+			for _, every := range []int{DefaultCommitEvery, 7, 1} {
+				for seed := uint64(testSeed); seed < testSeed+uint64(*opsSeeds); seed++ {
+					runOps(t, p, preset, seed, n, every)
+				}
 			}
 		})
 	}
@@ -65,18 +71,18 @@ func opsUniverse() *sim.Universe {
 	return u
 }
 
-func runOps(t *testing.T, p model.Policy, preset string, seed uint64, n int) {
+func runOps(t *testing.T, p model.Policy, preset string, seed uint64, n, commitEvery int) {
 	t.Helper()
 	uni := opsUniverse()
 	cfg := sim.EngineConfig{Policy: p, Universe: uni, WallStart: sim.WallStart.UnixNano()}
 	want := sim.NewModelEngine(cfg)
-	got, err := New(cfg, Options{Dir: t.TempDir()})
+	got, err := New(cfg, Options{Dir: t.TempDir(), CommitEvery: commitEvery})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
 		if err := got.Close(); err != nil {
-			t.Errorf("seed %d: close: %v", seed, err)
+			t.Errorf("seed %d, commit every %d: close: %v", seed, commitEvery, err)
 		}
 	}()
 	r := rand.New(rand.NewPCG(seed, 0x0b5))
@@ -119,8 +125,8 @@ func runOps(t *testing.T, p model.Policy, preset string, seed uint64, n int) {
 			dw, dg := want.Attempt(now, a), got.Attempt(now, a)
 			op = fmt.Sprintf("attempt %s %s %s → %+v", uni.Principals[u], where(uni, a.Source), a.Secret.Text(), dw)
 			if dw != dg {
-				t.Fatalf("seed %d, %s, op %d at %s: %s\nmodel:   %+v\nservice: %+v\nlast operations:\n%s",
-					seed, preset, i, sim.FormatDuration(time.Duration(now)), op, dw, dg, tail(log, 12))
+				t.Fatalf("seed %d, %s, commit every %d, op %d at %s: %s\nmodel:   %+v\nservice: %+v\nlast operations:\n%s",
+					seed, preset, commitEvery, i, sim.FormatDuration(time.Duration(now)), op, dw, dg, tail(log, 12))
 			}
 		case k < 83:
 			un := sim.Unlock{User: u, Source: sim.NoSource}
@@ -158,7 +164,7 @@ func runOps(t *testing.T, p model.Policy, preset string, seed uint64, n int) {
 		log = append(log, fmt.Sprintf("  %d at %s: %s", i, sim.FormatDuration(time.Duration(now)), op))
 	}
 	if got.err != nil {
-		t.Fatalf("seed %d, %s: %v", seed, preset, got.err)
+		t.Fatalf("seed %d, %s, commit every %d: %v", seed, preset, commitEvery, got.err)
 	}
 }
 

@@ -1,0 +1,205 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/latchnvr/latch/nvr/store"
+)
+
+// openPinned opens a fresh database with deferred commits (CommitEvery).
+func openPinned(t *testing.T, every int) (*store.DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "latch.db")
+	o := testOptions(1)
+	o.CommitEvery = every
+	db, err := store.Open(path, o)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, path
+}
+
+func keyN(i int) store.KeyID {
+	return store.KeyID{Kind: store.KindPair, Principal: "alice", Source: "192.0.2." + string(rune('0'+i))}
+}
+
+func putKey(ctx context.Context, db *store.DB, id store.KeyID) error {
+	return db.WithTx(ctx, func(tx *store.Tx) error {
+		_, err := tx.PutKeyState(ctx, store.KeyState{KeyID: id, Mode: store.ModeOpen, State: []byte{1}, WallAnchorNS: t0})
+		return err
+	})
+}
+
+// TestPinnedReadsSeeReleasedTransactions: on a pinned DB every read sees
+// the transactions WithTx released, before they are committed; another
+// connection sees them only after the commit, which comes every
+// CommitEvery transactions or at Flush.
+func TestPinnedReadsSeeReleasedTransactions(t *testing.T) {
+	ctx := context.Background()
+	db, path := openPinned(t, 3)
+	raw := rawOpen(t, path)
+	for i := range 2 {
+		if err := putKey(ctx, db, keyN(i)); err != nil {
+			t.Fatal(err)
+		}
+		if ks, err := db.GetKeyState(ctx, keyN(i)); err != nil || ks.Version != 1 {
+			t.Fatalf("read back key %d = %+v, %v; want version 1", i, ks, err)
+		}
+	}
+	if n := count(t, raw, "key_states"); n != 0 {
+		t.Fatalf("another connection sees %d keys before the commit, want 0", n)
+	}
+	if err := putKey(ctx, db, keyN(2)); err != nil { // the third: commits
+		t.Fatal(err)
+	}
+	if n := count(t, raw, "key_states"); n != 3 {
+		t.Fatalf("another connection sees %d keys after 3 of CommitEvery 3, want 3", n)
+	}
+	if err := putKey(ctx, db, keyN(3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, raw, "key_states"); n != 4 {
+		t.Fatalf("another connection sees %d keys after Flush, want 4", n)
+	}
+	if keys, err := db.ListNotOpen(ctx); err != nil || len(keys) != 0 {
+		t.Fatalf("ListNotOpen = %v, %v", keys, err)
+	}
+}
+
+// TestPinnedRollsBackOnlyTheFailedTransaction: a WithTx that fails or
+// panics leaves nothing behind, and the ones before and after it stay; a
+// version conflict is still one (the store's compare-and-swap works in a
+// savepoint as in a transaction); Close commits, and a normal Open of the
+// file finds exactly the transactions that succeeded.
+func TestPinnedRollsBackOnlyTheFailedTransaction(t *testing.T) {
+	ctx := context.Background()
+	db, path := openPinned(t, 1000)
+	if err := putKey(ctx, db, keyN(0)); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	err := db.WithTx(ctx, func(tx *store.Tx) error {
+		if _, err := tx.PutKeyState(ctx, store.KeyState{KeyID: keyN(1), Mode: store.ModeOpen, WallAnchorNS: t0}); err != nil {
+			return err
+		}
+		if _, err := tx.AppendAudit(ctx, auditRec(0, "alice", "failure")); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("failing WithTx = %v, want boom", err)
+	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("the panic did not reach the caller")
+			}
+		}()
+		db.WithTx(ctx, func(tx *store.Tx) error {
+			if _, err := tx.PutKeyState(ctx, store.KeyState{KeyID: keyN(2), Mode: store.ModeOpen, WallAnchorNS: t0}); err != nil {
+				return err
+			}
+			panic("in the callback")
+		})
+	}()
+	if err := putKey(ctx, db, keyN(0)); !errors.Is(err, store.ErrVersionConflict) {
+		t.Fatalf("second create of key 0 = %v, want ErrVersionConflict", err)
+	}
+	if err := putKey(ctx, db, keyN(3)); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, db, auditRec(1, "bob", "failure"))
+	for i, want := range []bool{true, false, false, true} {
+		_, err := db.GetKeyState(ctx, keyN(i))
+		if got := err == nil; got != want || (err != nil && !errors.Is(err, store.ErrNotFound)) {
+			t.Fatalf("key %d: GetKeyState = %v, want present=%v", i, err, want)
+		}
+	}
+	if n, err := db.VerifyAuditChain(ctx); err != nil || n != 1 {
+		t.Fatalf("VerifyAuditChain = %d, %v; want 1 row (the rolled-back one is gone)", n, err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	again, err := store.Open(path, testOptions(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	for i, want := range []bool{true, false, false, true} {
+		if _, err := again.GetKeyState(ctx, keyN(i)); (err == nil) != want {
+			t.Fatalf("after reopening, key %d: %v, want present=%v", i, err, want)
+		}
+	}
+	if n, err := again.VerifyAuditChain(ctx); err != nil || n != 1 {
+		t.Fatalf("after reopening, VerifyAuditChain = %d, %v", n, err)
+	}
+}
+
+// TestPinnedOpenAggregatesAfterRollback is TestOpenAggregatesAfterRollback
+// on a pinned DB: ROLLBACK TO a savepoint also gives a rolled-back
+// insert's id back, so the store must forget what it learnt there too.
+func TestPinnedOpenAggregatesAfterRollback(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openPinned(t, 1000)
+	boom := errors.New("boom")
+	err := db.WithTx(ctx, func(tx *store.Tx) error {
+		if _, _, err := tx.AppendOrAggregateRefusal(ctx, auditRec(0, "alice", "refused"), 0); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("WithTx = %v; want boom", err)
+	}
+	bob, _ := refuse(t, db, "bob", 0)
+	alice, n := refuse(t, db, "alice", 0)
+	if alice == bob || n != 1 {
+		t.Fatalf("alice's refusal after the rollback: row %d count %d; want a new row (bob's is %d) with count 1", alice, n, bob)
+	}
+	if _, n := refuse(t, db, "bob", 0); n != 2 {
+		t.Fatalf("bob's second refusal: count %d, want 2", n)
+	}
+}
+
+// TestPinnedHoldsTheWriteLock: while a pinned DB is open, another writer
+// on the file (the console) waits its busy timeout and fails with ErrBusy
+// rather than writing beside it; after Close it opens.
+func TestPinnedHoldsTheWriteLock(t *testing.T) {
+	ctx := context.Background()
+	db, path := openPinned(t, 1000)
+	if err := putKey(ctx, db, keyN(0)); err != nil {
+		t.Fatal(err)
+	}
+	o := testOptions(1)
+	o.BusyTimeout = time.Millisecond
+	other, err := store.Open(path, o)
+	if err == nil {
+		err = putKey(ctx, other, keyN(1))
+		other.Close()
+	}
+	if !errors.Is(err, store.ErrBusy) {
+		t.Fatalf("a second writer beside the pinned DB: %v, want ErrBusy", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	other, err = store.Open(path, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := putKey(ctx, other, keyN(1)); err != nil {
+		t.Fatalf("after the pinned DB closed: %v", err)
+	}
+}
