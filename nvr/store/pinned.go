@@ -44,10 +44,21 @@ type pinned struct {
 	// mu serialises WithTx, as the one writer connection does otherwise.
 	mu   sync.Mutex
 	conn *sql.Conn
-	q    connQueryer
+	// connID is the DB's writerConns for conn: it never changes, since
+	// the pin keeps the one connection for the DB's life.
+	connID uint64
+	q      connQueryer
 	// every is Options.CommitEvery; released counts the savepoints
 	// released since the last commit.
 	every, released int
+	// savepoint and release are SAVEPOINT and RELEASE, prepared once:
+	// modernc prepares an unprepared statement at every call.
+	savepoint, release *sql.Stmt
+	// dv is the connection's PRAGMA data_version, read once after each
+	// BEGIN IMMEDIATE: no other connection can commit while the long
+	// transaction holds the write lock, so it holds until the next commit
+	// (Tx.dataVersion).
+	dv dataVersion
 	// failed is sticky: once a commit or a savepoint's undo failed, the
 	// transaction may hold partial or lost work, and the DB refuses to go
 	// on rather than build on it.
@@ -56,12 +67,12 @@ type pinned struct {
 
 // pin takes db's writer connection for good, prepares the hot statements
 // on it and begins the long transaction.
-func pin(ctx context.Context, db *sql.DB, every int) (*pinned, error) {
+func pin(ctx context.Context, db *sql.DB, connID uint64, every int) (*pinned, error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("pin the writer connection: %w", err)
 	}
-	p := &pinned{conn: conn, every: every, q: connQueryer{conn: conn, hot: make(map[string]*sql.Stmt, len(hotQueries))}}
+	p := &pinned{conn: conn, connID: connID, every: every, q: connQueryer{conn: conn, hot: make(map[string]*sql.Stmt, len(hotQueries))}}
 	for _, q := range hotQueries {
 		st, err := conn.PrepareContext(ctx, q)
 		if err != nil {
@@ -70,9 +81,24 @@ func pin(ctx context.Context, db *sql.DB, every int) (*pinned, error) {
 		}
 		p.q.hot[q] = st
 	}
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+	// A savepoint keeps the original of every page it changes in a
+	// sub-journal, a temporary file by default: one pwrite per page, the
+	// largest system-call cost left once commits are rare. In memory it is
+	// a copy, and it is only ever needed to roll back to the savepoint.
+	if _, err := conn.ExecContext(ctx, "PRAGMA temp_store = MEMORY"); err != nil {
 		p.closeConn()
-		return nil, wrap("begin", err)
+		return nil, wrap("temp_store", err)
+	}
+	if p.savepoint, err = conn.PrepareContext(ctx, "SAVEPOINT "+savepoint); err == nil {
+		p.release, err = conn.PrepareContext(ctx, "RELEASE "+savepoint)
+	}
+	if err != nil {
+		p.closeConn()
+		return nil, wrap("prepare savepoint", err)
+	}
+	if err := p.begin(ctx); err != nil {
+		p.closeConn()
+		return nil, err
 	}
 	return p, nil
 }
@@ -96,7 +122,7 @@ func (db *DB) withSavepoint(ctx context.Context, fn func(tx *Tx) error) (err err
 	// half-way must not leave the long transaction in a state nobody
 	// knows (a savepoint neither released nor rolled back).
 	bg := context.WithoutCancel(ctx)
-	if _, err := p.conn.ExecContext(bg, "SAVEPOINT "+savepoint); err != nil {
+	if _, err := p.savepoint.ExecContext(bg); err != nil {
 		return p.fail(wrap("begin", err))
 	}
 	released := false
@@ -111,7 +137,7 @@ func (db *DB) withSavepoint(ctx context.Context, fn func(tx *Tx) error) (err err
 		// ROLLBACK TO keeps the savepoint open; RELEASE then ends it, with
 		// nothing left in it.
 		_, e1 := p.conn.ExecContext(bg, "ROLLBACK TO "+savepoint)
-		_, e2 := p.conn.ExecContext(bg, "RELEASE "+savepoint)
+		_, e2 := p.release.ExecContext(bg)
 		if e := errors.Join(e1, e2); e != nil {
 			p.fail(wrap("roll back", e))
 		}
@@ -119,7 +145,7 @@ func (db *DB) withSavepoint(ctx context.Context, fn func(tx *Tx) error) (err err
 	if err := fn(tx); err != nil {
 		return err
 	}
-	if _, err := p.conn.ExecContext(bg, "RELEASE "+savepoint); err != nil {
+	if _, err := p.release.ExecContext(bg); err != nil {
 		return wrap("commit", err)
 	}
 	released = true
@@ -155,9 +181,22 @@ func (p *pinned) commit(ctx context.Context) error {
 		return p.fail(wrap(fmt.Sprintf("commit of %d deferred transactions failed, and they are lost", p.released), err))
 	}
 	p.released = 0
-	if _, err := p.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return p.fail(wrap("begin", err))
+	if err := p.begin(ctx); err != nil {
+		return p.fail(err)
 	}
+	return nil
+}
+
+// begin begins the long transaction and reads the data version it holds.
+func (p *pinned) begin(ctx context.Context) error {
+	if _, err := p.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return wrap("begin", err)
+	}
+	var v int64
+	if err := p.conn.QueryRowContext(ctx, sqlDataVersion).Scan(&v); err != nil {
+		return wrap("read data version", err)
+	}
+	p.dv = dataVersion{read: true, conn: p.connID, value: v}
 	return nil
 }
 
@@ -189,6 +228,11 @@ func (p *pinned) closeConn() error {
 	var errs []error
 	for _, st := range p.q.hot {
 		errs = append(errs, st.Close())
+	}
+	for _, st := range []*sql.Stmt{p.savepoint, p.release} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
 	}
 	p.q.hot = nil
 	errs = append(errs, p.conn.Close())

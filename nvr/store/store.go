@@ -204,7 +204,7 @@ func open(path string, opts Options, target int) (_ *DB, err error) {
 		// Pinned: no read pool (it could not see the transaction in
 		// progress) and no statements prepared on the pool (they would
 		// wait for the connection the pin holds).
-		if db.pin, err = pin(ctx, db.write, opts.CommitEvery); err != nil {
+		if db.pin, err = pin(ctx, db.write, db.writerConns.Load(), opts.CommitEvery); err != nil {
 			return nil, fmt.Errorf("store: open %s: %w", path, err)
 		}
 		return db, nil
@@ -456,6 +456,10 @@ func (tx *Tx) OthersCommitted(ctx context.Context) (bool, error) {
 // aggregates' check (openAggs) share one read.
 func (tx *Tx) dataVersion(ctx context.Context) (dataVersion, error) {
 	if tx.dv.read {
+		return tx.dv, nil
+	}
+	if tx.db.pin != nil {
+		tx.dv = tx.db.pin.dv // read at its BEGIN, and fixed until its COMMIT
 		return tx.dv, nil
 	}
 	var v int64
