@@ -61,7 +61,8 @@ func (s *Service) auditAttempt(ctx context.Context, tx *store.Tx, pr model.Princ
 		before model.Key
 		after  model.Key
 	}
-	changes := []change{{model.KindPrincipal, before.Principal, after.Principal}, {model.KindConsole, before.Console, after.Console}}
+	var buf [model.NumKinds]change // on the stack: no allocation per attempt
+	changes := append(buf[:0], change{model.KindPrincipal, before.Principal, after.Principal}, change{model.KindConsole, before.Console, after.Console})
 	if !console {
 		changes = append(changes, change{model.KindPair, before.Pair.Key, after.Pair.Key}, change{model.KindSource, before.Source, after.Source})
 	}

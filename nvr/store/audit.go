@@ -454,7 +454,16 @@ func (tx *Tx) MergeRefusals(ctx context.Context, fn func() error) error {
 	if tx.merge != nil {
 		return errors.New("store: merge refusals: already merging in this transaction")
 	}
-	m := &refusalMerge{index: map[refusalKey]int{}}
+	// The DB's one merge, reused: write transactions are serialised, and
+	// a map and slice per batch were a tenth of the bytes a flood
+	// allocates.
+	m := &tx.db.merge
+	if m.index == nil {
+		m.index = map[refusalKey]int{}
+	}
+	clear(m.index)
+	clear(m.recs) // drop the strings the last batch held
+	m.recs = m.recs[:0]
 	tx.merge = m
 	err := func() error {
 		defer func() { tx.merge = nil }() // even if fn panics

@@ -89,6 +89,9 @@ type DB struct {
 	// open is what this DB knows of the open audit aggregates (see
 	// openAggregates); only write transactions touch it.
 	open openAggregates
+	// merge is MergeRefusals' buffer, reused by every write transaction
+	// (they are serialised).
+	merge refusalMerge
 }
 
 // othersSeen is the writer connection's PRAGMA data_version when
