@@ -346,7 +346,7 @@ func (s *Service) verify(ctx context.Context, u store.User, known bool, a Attemp
 
 // onSuccess creates the session and flags weak passwords, in the commit.
 func (s *Service) onSuccess(ctx context.Context, tx *store.Tx, res *Result, u store.User, a Attempt, d model.Decision, wall int64) error {
-	if a.Channel == model.Remote && !u.MustChangePassword && Weak(a.Secret, u.Name) {
+	if a.Channel == model.Remote && !u.MustChangePassword && s.strong.weak(a.Secret, &u) {
 		// A password found weak or common at login must be changed.
 		u.MustChangePassword = true
 		u.UpdatedNS = wall
@@ -364,11 +364,17 @@ func (s *Service) onSuccess(ctx context.Context, tx *store.Tx, res *Result, u st
 	// sign-in.
 	policy, _ := s.SessionPolicy()
 	var before []store.Session
-	if policy != SessionsAllow {
-		var err error
-		if before, err = tx.ListLiveUserSessions(ctx, u.ID, wall); err != nil {
-			return err
-		}
+	var err error
+	switch policy {
+	case SessionsNotify:
+		// Only other endpoints are news: a VMS that signs in every minute
+		// from one endpoint reads none of its own sessions back.
+		before, err = tx.ListLiveUserSessionsElsewhere(ctx, u.ID, wall, ep.source, ep.userAgent)
+	case SessionsReplaceOldest:
+		before, err = tx.ListLiveUserSessions(ctx, u.ID, wall)
+	}
+	if err != nil {
+		return err
 	}
 	token, err := s.newSession(ctx, tx, u.ID, a.Peer, ep, wall)
 	if err != nil {

@@ -87,6 +87,8 @@ type Service struct {
 	commit committer
 	// cache holds the keys and users attempts read (see keyCache).
 	cache *keyCache
+	// strong remembers passwords found strong at a login (strongHashes).
+	strong strongHashes
 }
 
 // ErrInvalidInput names a malformed request field.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/latchnvr/latch/nvr/store"
@@ -131,6 +132,26 @@ func TestLiveSessionsAndSource(t *testing.T) {
 	})
 	if len(live) != 2 || live[0].UserAgent != "ua-old" || live[1].UserAgent != "ua-new" {
 		t.Fatalf("live sessions = %+v, want old then new", live)
+	}
+	// Elsewhere: without one endpoint, which is source and user agent
+	// together (the same source with another agent is elsewhere).
+	for _, c := range []struct{ source, ua, want string }{
+		{"192.0.2.1", "ua-old", "ua-new"},
+		{"2001:db8::/64", "ua-new", "ua-old"},
+		{"192.0.2.1", "ua-new", "ua-old ua-new"},
+	} {
+		inTx(t, db, func(tx *store.Tx) error {
+			var err error
+			live, err = tx.ListLiveUserSessionsElsewhere(ctx, uid, t0+5*minute, c.source, c.ua)
+			return err
+		})
+		var got []string
+		for _, s := range live {
+			got = append(got, s.UserAgent)
+		}
+		if strings.Join(got, " ") != c.want {
+			t.Fatalf("live sessions elsewhere than %s %s = %v, want %s", c.source, c.ua, got, c.want)
+		}
 	}
 }
 

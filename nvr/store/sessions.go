@@ -136,13 +136,32 @@ func listUserSessions(ctx context.Context, q queryer, userID int64) ([]Session, 
 	return collect(rows, "list sessions", scanSession)
 }
 
+// sqlLiveUserSessions runs at every sign-in (a VMS polling every minute
+// signs in every minute): prepared once.
+var sqlLiveUserSessions = hot(`SELECT ` + sessionColumns + ` FROM sessions
+	WHERE user_id = ?1 AND revoked_ns IS NULL AND idle_expires_ns > ?2 AND absolute_expires_ns > ?2
+	ORDER BY created_ns, id_hash`)
+
 // ListLiveUserSessions returns the user's sessions that are valid at nowNS
 // (not revoked, within idle and absolute expiry), oldest first: what the
 // concurrent-session policy looks at when the user signs in again.
 func (tx *Tx) ListLiveUserSessions(ctx context.Context, userID, nowNS int64) ([]Session, error) {
-	rows, err := tx.q.QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions
-		WHERE user_id = ?1 AND revoked_ns IS NULL AND idle_expires_ns > ?2 AND absolute_expires_ns > ?2
-		ORDER BY created_ns, id_hash`, userID, nowNS)
+	rows, err := tx.q.QueryContext(ctx, sqlLiveUserSessions, userID, nowNS)
+	if err != nil {
+		return nil, wrap("list live sessions", err)
+	}
+	return collect(rows, "list live sessions", scanSession)
+}
+
+var sqlLiveUserSessionsElsewhere = hot(`SELECT ` + sessionColumns + ` FROM sessions
+	WHERE user_id = ?1 AND revoked_ns IS NULL AND idle_expires_ns > ?2 AND absolute_expires_ns > ?2
+	  AND NOT (source = ?3 AND user_agent = ?4)
+	ORDER BY created_ns, id_hash`)
+
+// ListLiveUserSessionsElsewhere is ListLiveUserSessions without the
+// sessions of one endpoint (source and user agent, compared exactly).
+func (tx *Tx) ListLiveUserSessionsElsewhere(ctx context.Context, userID, nowNS int64, source, userAgent string) ([]Session, error) {
+	rows, err := tx.q.QueryContext(ctx, sqlLiveUserSessionsElsewhere, userID, nowNS, source, userAgent)
 	if err != nil {
 		return nil, wrap("list live sessions", err)
 	}
