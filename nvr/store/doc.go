@@ -14,6 +14,10 @@
 //     each applied in its own transaction together with PRAGMA user_version,
 //     so a "firmware update" keeps users, locks and recordings.
 //   - The audit log's hash chain (see below).
+//   - Deferred commits for the simulator only ([Options.CommitEvery],
+//     pinned.go): one pinned connection, every WithTx a savepoint of one
+//     long transaction that commits every N. Never on the appliance: a
+//     crash loses the uncommitted ones.
 //
 // # What it must never do
 //
