@@ -27,8 +27,16 @@ func refuse(t *testing.T, db *store.DB, principal string, bucket int64) (id, n i
 // transaction taught it, or the next refusal of the first key would bump
 // the second key's row.
 func TestOpenAggregatesAfterRollback(t *testing.T) {
-	ctx := context.Background()
 	db, _ := openTemp(t)
+	checkOpenAggregatesAfterRollback(t, db)
+}
+
+// checkOpenAggregatesAfterRollback rolls back a transaction's first
+// refusal of alice, then refuses bob and alice: alice's must start a row
+// of its own with count 1, and bob's row must count on.
+func checkOpenAggregatesAfterRollback(t *testing.T, db *store.DB) {
+	t.Helper()
+	ctx := context.Background()
 	boom := errors.New("boom")
 	err := db.WithTx(ctx, func(tx *store.Tx) error {
 		if _, _, err := tx.AppendOrAggregateRefusal(ctx, auditRec(0, "alice", "refused"), 0); err != nil {

@@ -150,26 +150,8 @@ func TestPinnedRollsBackOnlyTheFailedTransaction(t *testing.T) {
 // on a pinned DB: ROLLBACK TO a savepoint also gives a rolled-back
 // insert's id back, so the store must forget what it learnt there too.
 func TestPinnedOpenAggregatesAfterRollback(t *testing.T) {
-	ctx := context.Background()
 	db, _ := openPinned(t, 1000)
-	boom := errors.New("boom")
-	err := db.WithTx(ctx, func(tx *store.Tx) error {
-		if _, _, err := tx.AppendOrAggregateRefusal(ctx, auditRec(0, "alice", "refused"), 0); err != nil {
-			return err
-		}
-		return boom
-	})
-	if !errors.Is(err, boom) {
-		t.Fatalf("WithTx = %v; want boom", err)
-	}
-	bob, _ := refuse(t, db, "bob", 0)
-	alice, n := refuse(t, db, "alice", 0)
-	if alice == bob || n != 1 {
-		t.Fatalf("alice's refusal after the rollback: row %d count %d; want a new row (bob's is %d) with count 1", alice, n, bob)
-	}
-	if _, n := refuse(t, db, "bob", 0); n != 2 {
-		t.Fatalf("bob's second refusal: count %d, want 2", n)
-	}
+	checkOpenAggregatesAfterRollback(t, db)
 }
 
 // TestPinnedHoldsTheWriteLock: while a pinned DB is open, another writer
