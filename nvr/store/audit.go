@@ -130,12 +130,10 @@ var (
 	// The bump of an open aggregate whose id db.open remembers: found by
 	// primary key; seq IS NULL makes a sealed row (which the trigger would
 	// refuse to change) a miss rather than an error.
-	sqlBumpByID             = hot(`UPDATE audit_log SET count = count + ?, last_wall_ns = ? WHERE id = ? AND seq IS NULL`)
-	sqlBumpByIDReturning    = hot(`UPDATE audit_log SET count = count + ?, last_wall_ns = ? WHERE id = ? AND seq IS NULL RETURNING count`)
-	sqlOpenAggregatesExcept = hot(`SELECT ` + auditColumns + ` FROM audit_log
-		WHERE seq IS NULL AND minute_bucket <> ? ORDER BY id`)
-	sqlOpenAggregates = `SELECT ` + auditColumns + ` FROM audit_log WHERE seq IS NULL ORDER BY id`
-	sqlSealAggregate  = hot(`UPDATE audit_log SET seq = ?, prev_hash = ?, hash = ? WHERE id = ? AND seq IS NULL`)
+	sqlBumpByID          = hot(`UPDATE audit_log SET count = count + ?, last_wall_ns = ? WHERE id = ? AND seq IS NULL`)
+	sqlBumpByIDReturning = hot(`UPDATE audit_log SET count = count + ?, last_wall_ns = ? WHERE id = ? AND seq IS NULL RETURNING count`)
+	sqlSealAggregate     = hot(`UPDATE audit_log SET seq = ?, prev_hash = ?, hash = ?
+		WHERE id = ? AND seq IS NULL AND count = ? AND last_wall_ns = ?`)
 )
 
 func readAuditHead(ctx context.Context, q queryer) (auditHead, error) {
@@ -245,11 +243,18 @@ func (tx *Tx) aggregateRefusal(ctx context.Context, rec AuditRecord, minuteBucke
 				n, err = res.RowsAffected()
 				bumped = n > 0
 			}
+			if r := m.content[id]; bumped && r != nil {
+				count = r.Count + rec.Count
+			}
 		}
 		switch {
 		case err != nil:
 			return 0, 0, wrap("aggregate refusal", err)
 		case bumped:
+			if m.content[id] == nil {
+				m.valid = false // cannot happen: a remembered row has content
+			}
+			m.bumped(id, count, rec.LastWallNS)
 			if !returning {
 				return 0, 0, nil
 			}
@@ -281,7 +286,14 @@ func (tx *Tx) aggregateRefusal(ctx context.Context, rec AuditRecord, minuteBucke
 	if id, err = res.LastInsertId(); err != nil {
 		return 0, 0, wrap("aggregate refusal", err)
 	}
-	m.add(k, id)
+	// The row as stored, for sealing (openAggregates.content).
+	stored := rec
+	stored.ID, stored.Seq, stored.PrevHash, stored.Hash = id, 0, nil, nil
+	stored.Aggregate, stored.MinuteBucket = true, minuteBucket
+	if rec.Detail != nil {
+		stored.Detail = slices.Clone(rec.Detail)
+	}
+	m.add(k, &stored)
 	return id, rec.Count, nil
 }
 
@@ -309,10 +321,17 @@ type openAggregates struct {
 	rows  map[refusalKey]int64
 	// buckets counts the open rows per minute bucket.
 	buckets map[int64]int
+	// content is every open row as it is stored, by id: what sealing
+	// hashes, without reading the rows back. It is kept with rows (an
+	// insert, every bump, a seal), and learnt with them from the file.
+	// Sealing still checks, in its UPDATE, that the row's count and
+	// last_wall_ns (the only columns a bump changes) are what it hashed,
+	// so a wrong copy fails the transaction instead of sealing a hash
+	// that does not match the row.
+	content map[int64]*AuditRecord
 }
 
-var sqlOpenAggregateKeys = hot(`SELECT id, key_kind, principal, source, channel, outcome, reason, minute_bucket
-	FROM audit_log WHERE seq IS NULL`)
+var sqlOpenAggregateRows = hot(`SELECT ` + auditColumns + ` FROM audit_log WHERE seq IS NULL`)
 
 // openAggs returns db.open, learnt again from the file if it is not valid
 // or another connection committed since it was.
@@ -328,25 +347,23 @@ func (tx *Tx) openAggs(ctx context.Context) (*openAggregates, error) {
 		return m, nil
 	}
 	m.valid = false
-	rows, err := tx.q.QueryContext(ctx, sqlOpenAggregateKeys)
+	rows, err := tx.q.QueryContext(ctx, sqlOpenAggregateRows)
 	if err != nil {
 		return nil, wrap("read open audit aggregates", err)
 	}
 	defer rows.Close()
 	if m.rows == nil {
-		m.rows, m.buckets = map[refusalKey]int64{}, map[int64]int{}
+		m.rows, m.buckets, m.content = map[refusalKey]int64{}, map[int64]int{}, map[int64]*AuditRecord{}
 	}
 	clear(m.rows)
 	clear(m.buckets)
+	clear(m.content)
 	for rows.Next() {
-		var (
-			id int64
-			k  refusalKey
-		)
-		if err := rows.Scan(&id, &k.kind, &k.principal, &k.source, &k.channel, &k.outcome, &k.reason, &k.bucket); err != nil {
+		r, err := scanAudit(rows)
+		if err != nil {
 			return nil, wrap("read open audit aggregates", err)
 		}
-		m.add(k, id)
+		m.add(refusalKey{r.KeyKind, r.Principal, r.Source, r.Channel, r.Outcome, r.Reason, r.MinuteBucket}, &r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, wrap("read open audit aggregates", err)
@@ -355,9 +372,31 @@ func (tx *Tx) openAggs(ctx context.Context) (*openAggregates, error) {
 	return m, nil
 }
 
-func (m *openAggregates) add(k refusalKey, id int64) {
-	m.rows[k] = id
+func (m *openAggregates) add(k refusalKey, r *AuditRecord) {
+	m.rows[k] = r.ID
 	m.buckets[k.bucket]++
+	m.content[r.ID] = r
+}
+
+// bumped records a bump of open row id: count and last_wall_ns as the
+// UPDATE set them.
+func (m *openAggregates) bumped(id, count, lastWallNS int64) {
+	if r := m.content[id]; r != nil {
+		r.Count, r.LastWallNS = count, lastWallNS
+	}
+}
+
+// toSeal lists the open rows of every minute but *keep's (all if keep is
+// nil), in id order: the order the chain takes them in.
+func (m *openAggregates) toSeal(keep *int64) []*AuditRecord {
+	var out []*AuditRecord
+	for _, r := range m.content {
+		if keep == nil || r.MinuteBucket != *keep {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b *AuditRecord) int { return cmp.Compare(a.ID, b.ID) })
+	return out
 }
 
 // otherBuckets reports whether rows of a minute other than bucket are open.
@@ -374,7 +413,13 @@ func (m *openAggregates) sealed(keep *int64) {
 	if keep == nil {
 		clear(m.rows)
 		clear(m.buckets)
+		clear(m.content)
 		return
+	}
+	for id, r := range m.content {
+		if r.MinuteBucket != *keep {
+			delete(m.content, id)
+		}
 	}
 	for k := range m.rows {
 		if k.bucket != *keep {
@@ -532,10 +577,24 @@ func (tx *Tx) bumpTwo(ctx context.Context, a, b *pendingRefusal) (bool, error) {
 	case err != nil:
 		return false, wrap("aggregate refusal", err)
 	case n == 2:
+		for _, p := range []struct {
+			id  int64
+			ref *pendingRefusal
+		}{{ida, a}, {idb, b}} {
+			r := m.content[p.id]
+			if r == nil {
+				m.valid = false // cannot happen: a remembered row has content
+				continue
+			}
+			m.bumped(p.id, r.Count+p.ref.rec.Count, p.ref.rec.LastWallNS)
+		}
 		return true, nil
 	}
 	// db.open was wrong. A row's openness did not change in the UPDATE,
-	// so an open row now is a row it bumped.
+	// so an open row now is a row it bumped. What db.open holds of it is
+	// now stale: it learns again from the file below, or in the next
+	// transaction.
+	m.valid = false
 	for _, p := range []struct {
 		id  int64
 		ref *pendingRefusal
@@ -584,38 +643,35 @@ func scanAudit(row interface{ Scan(...any) error }) (AuditRecord, error) {
 }
 
 // sealAggregates chains the open aggregates whose bucket differs from
-// *keep (all of them if keep is nil), in id order.
+// *keep (all of them if keep is nil), in id order. It hashes the rows as
+// db.open holds them (openAggregates.content) rather than reading them
+// back; each UPDATE also requires the row's count and last_wall_ns to be
+// the ones hashed, so a copy that differs from the row fails the
+// transaction (which then forgets db.open, and the retry learns it from
+// the file) and never seals a wrong hash.
 func (tx *Tx) sealAggregates(ctx context.Context, keep *int64) (int, error) {
-	var (
-		rows *sql.Rows
-		err  error
-	)
-	if keep != nil {
-		rows, err = tx.q.QueryContext(ctx, sqlOpenAggregatesExcept, *keep)
-	} else {
-		rows, err = tx.q.QueryContext(ctx, sqlOpenAggregates)
-	}
+	m, err := tx.openAggs(ctx)
 	if err != nil {
-		return 0, wrap("seal audit aggregates", err)
-	}
-	// Collect before writing: the rows come from the same connection.
-	open, err := collect(rows, "seal audit aggregates", scanAudit)
-	if err != nil || len(open) == 0 {
 		return 0, err
 	}
-	tx.usedOpen = true
-	tx.db.open.sealed(keep)
+	open := m.toSeal(keep)
+	if len(open) == 0 {
+		return 0, nil
+	}
+	m.sealed(keep)
 	head, err := readAuditHead(ctx, tx.q)
 	if err != nil {
 		return 0, err
 	}
-	for i := range open {
-		r := &open[i]
+	for i, o := range open {
+		r := *o
 		r.Seq, r.PrevHash = head.seq+1, head.hash
-		sum := auditDigest(r.PrevHash, r)
+		sum := auditDigest(r.PrevHash, &r)
 		r.Hash = sum[:]
-		res, err := tx.q.ExecContext(ctx, sqlSealAggregate, r.Seq, r.PrevHash, r.Hash, r.ID)
-		if err := wrapAffected(fmt.Sprintf("seal audit row %d", r.ID), res, err, "row is no longer open"); err != nil {
+		res, err := tx.q.ExecContext(ctx, sqlSealAggregate, r.Seq, r.PrevHash, r.Hash, r.ID, r.Count, r.LastWallNS)
+		if err := wrapAffected(fmt.Sprintf("seal audit row %d", r.ID), res, err,
+			"the row is no longer open, or differs from what this database wrote"); err != nil {
+			m.valid = false
 			return i, err
 		}
 		head = auditHead{seq: r.Seq, rowID: r.ID, hash: r.Hash}

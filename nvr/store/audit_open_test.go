@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/latchnvr/latch/nvr/store"
@@ -242,6 +243,43 @@ func TestOpenAggregatesWrongID(t *testing.T) {
 		}
 		if len(rows) != 3 || got[alice] != 6 || got[bob] != 6 || got[sealed] != 1 {
 			t.Fatalf("merged=%v: counts by row %v; want alice's row %d and bob's %d at 6, the sealed row %d at 1", merged, got, alice, bob, sealed)
+		}
+	}
+}
+
+// TestSealRefusesACopyThatDiffers: sealing hashes the open rows as the DB
+// remembers writing them; should that copy ever differ from the row, the
+// seal fails (its UPDATE requires the count and last time it hashed)
+// instead of chaining a hash the row does not match, and the next
+// transaction, which learns the rows again from the file, seals them
+// right.
+func TestSealRefusesACopyThatDiffers(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTemp(t)
+	alice, _ := refuse(t, db, "alice", 0)
+	db.MiscountOpenAggregate(alice)
+	err := db.WithTx(ctx, func(tx *store.Tx) error {
+		_, _, err := tx.AppendOrAggregateRefusal(ctx, auditRec(1, "bob", "refused"), 1)
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "differs from what this database wrote") {
+		t.Fatalf("sealing a miscounted copy: %v; want the seal refused", err)
+	}
+	refuse(t, db, "bob", 1)
+	inTx(t, db, func(tx *store.Tx) error {
+		_, err := tx.SealAllAuditAggregates(ctx)
+		return err
+	})
+	if n, err := db.VerifyAuditChain(ctx); err != nil || n != 2 {
+		t.Fatalf("VerifyAuditChain = %d, %v; want alice's and bob's rows chained", n, err)
+	}
+	rows, err := db.ListAudit(ctx, store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if r.Count != 1 {
+			t.Fatalf("row %d (%s) counts %d, want 1", r.ID, r.Principal, r.Count)
 		}
 	}
 }

@@ -26,8 +26,8 @@ func TestAggregateQueriesUseIndexes(t *testing.T) {
 	}{
 		{sqlBumpByID, []any{1, 0, 7}, "USING INTEGER PRIMARY KEY"},
 		{sqlBumpByIDReturning, []any{1, 0, 7}, "USING INTEGER PRIMARY KEY"},
-		{sqlOpenAggregateKeys, nil, "(seq=?)"},
-		{sqlOpenAggregatesExcept, []any{0}, "(seq=?)"},
+		{sqlOpenAggregateRows, nil, "(seq=?)"},
+		{sqlSealAggregate, []any{1, nil, nil, 7, 1, 0}, "USING INTEGER PRIMARY KEY"},
 	} {
 		plan, err := db.QueryPlan(context.Background(), c.query, c.args...)
 		if err != nil {

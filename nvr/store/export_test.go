@@ -76,6 +76,21 @@ func (db *DB) SetOpenAggregateID(ctx context.Context, rec AuditRecord, bucket, i
 	if old, ok := db.open.rows[k]; ok && old != id {
 		db.open.buckets[bucket]--
 	}
-	db.open.add(k, id)
+	r := rec
+	r.ID, r.Aggregate, r.MinuteBucket = id, true, bucket
+	if _, ok := db.open.content[id]; !ok {
+		db.open.add(k, &r)
+	} else {
+		db.open.rows[k] = id
+		db.open.buckets[bucket]++
+	}
 	return nil
+}
+
+// MiscountOpenAggregate makes the DB's copy of open aggregate id count one
+// refusal more than the row does.
+func (db *DB) MiscountOpenAggregate(id int64) {
+	if r := db.open.content[id]; r != nil {
+		r.Count++
+	}
 }
