@@ -15,9 +15,10 @@
 //     so a "firmware update" keeps users, locks and recordings.
 //   - The audit log's hash chain (see below).
 //   - Deferred commits for the simulator only ([Options.CommitEvery],
-//     pinned.go): one pinned connection, every WithTx a savepoint of one
-//     long transaction that commits every N. Never on the appliance: a
-//     crash loses the uncommitted ones.
+//     pinned.go): one pinned connection, every WithTx part of one long
+//     transaction that commits every N. Never on the appliance: a crash,
+//     or a transaction that fails after writing, loses the uncommitted
+//     ones.
 //
 // # What it must never do
 //

@@ -7,29 +7,40 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // pinned is a DB's mode of deferred durability (Options.CommitEvery): one
 // connection, held for the DB's life, inside one IMMEDIATE transaction
-// that WithTx extends by a savepoint per call and that commits every
-// CommitEvery calls.
+// that every WithTx extends and that commits every CommitEvery calls.
 //
 // # Why
 //
 // A write transaction through database/sql and modernc costs about 25 µs
 // more than its statements: BEGIN, COMMIT, the WAL frames written at every
-// commit and the locks around them. A savepoint released inside an open
-// transaction costs about 2 µs. The simulator's service engine runs one
+// commit and the locks around them. The same statements inside an open
+// transaction cost only themselves. The simulator's service engine runs one
 // attempt at a time and waits for each answer (its next event depends on
 // it), so attempts can never share a commit the way a flood's do in
 // `latch serve` (nvr/auth's group commit); without this mode the commit is
 // most of what it measures. Nothing of the lock's logic changes: every
-// WithTx still sees exactly the writes of the WithTx calls before it, and
-// a failed one still leaves nothing behind (ROLLBACK TO its savepoint).
+// WithTx still sees exactly the writes of the WithTx calls before it.
+//
+// A WithTx is not a savepoint of its own: a savepoint copies every page
+// it changes into a sub-journal, which cost a sixth of a simulated
+// flood's time. So a WithTx that fails after it wrote cannot be undone
+// alone (see withPinned): the whole batch since the last commit is rolled
+// back and the DB fails from then on. One that fails before writing (a
+// read that found nothing, a refused INSERT, which SQLite undoes itself)
+// leaves the batch as it was. The simulator treats any error of the
+// service as the end of a correct run anyway.
 //
 // # What it gives up
 //
-//   - Durability: a crash loses every transaction since the last commit.
+//   - Durability: a crash loses every transaction since the last commit,
+//     and so does a transaction that fails after writing.
 //     The appliance answers a login only after its commit (R-ATOMIC); the
 //     simulator's reboots are clean closes, which commit.
 //   - Other connections: the file stays write-locked while the DB is
@@ -48,18 +59,19 @@ type pinned struct {
 	// the pin keeps the one connection for the DB's life.
 	connID uint64
 	q      connQueryer
-	// every is Options.CommitEvery; released counts the savepoints
-	// released since the last commit.
+	// txq is what a WithTx's Tx runs its statements on: p.q, noting in
+	// wrote whether a statement that may write succeeded.
+	txq   *trackingQueryer
+	wrote bool
+	// every is Options.CommitEvery; released counts the transactions
+	// ended since the last commit.
 	every, released int
-	// savepoint and release are SAVEPOINT and RELEASE, prepared once:
-	// modernc prepares an unprepared statement at every call.
-	savepoint, release *sql.Stmt
 	// dv is the connection's PRAGMA data_version, read once after each
 	// BEGIN IMMEDIATE: no other connection can commit while the long
 	// transaction holds the write lock, so it holds until the next commit
 	// (Tx.dataVersion).
 	dv dataVersion
-	// failed is sticky: once a commit or a savepoint's undo failed, the
+	// failed is sticky: once a commit or a transaction that wrote failed, the
 	// transaction may hold partial or lost work, and the DB refuses to go
 	// on rather than build on it.
 	failed error
@@ -73,6 +85,7 @@ func pin(ctx context.Context, db *sql.DB, connID uint64, every int) (*pinned, er
 		return nil, fmt.Errorf("pin the writer connection: %w", err)
 	}
 	p := &pinned{conn: conn, connID: connID, every: every, q: connQueryer{conn: conn, hot: make(map[string]*sql.Stmt, len(hotQueries))}}
+	p.txq = &trackingQueryer{q: p.q, wrote: &p.wrote}
 	for _, q := range hotQueries {
 		st, err := conn.PrepareContext(ctx, q)
 		if err != nil {
@@ -81,20 +94,12 @@ func pin(ctx context.Context, db *sql.DB, connID uint64, every int) (*pinned, er
 		}
 		p.q.hot[q] = st
 	}
-	// A savepoint keeps the original of every page it changes in a
-	// sub-journal, a temporary file by default: one pwrite per page, the
-	// largest system-call cost left once commits are rare. In memory it is
-	// a copy, and it is only ever needed to roll back to the savepoint.
+	// Statement journals (the undo of one statement that fails half-way)
+	// in memory rather than in temporary files: they are small, and a
+	// temporary file costs system calls.
 	if _, err := conn.ExecContext(ctx, "PRAGMA temp_store = MEMORY"); err != nil {
 		p.closeConn()
 		return nil, wrap("temp_store", err)
-	}
-	if p.savepoint, err = conn.PrepareContext(ctx, "SAVEPOINT "+savepoint); err == nil {
-		p.release, err = conn.PrepareContext(ctx, "RELEASE "+savepoint)
-	}
-	if err != nil {
-		p.closeConn()
-		return nil, wrap("prepare savepoint", err)
 	}
 	if err := p.begin(ctx); err != nil {
 		p.closeConn()
@@ -103,56 +108,65 @@ func pin(ctx context.Context, db *sql.DB, connID uint64, every int) (*pinned, er
 	return p, nil
 }
 
-// savepoint names the one savepoint WithTx holds at a time.
-const savepoint = "latch_tx"
-
-// withSavepoint is WithTx on a pinned DB: fn runs inside a savepoint of
-// the long transaction, which is released if fn returns nil and rolled
-// back to otherwise (or if fn panics), exactly as a transaction of its own
-// would commit or roll back; every p.every releases, the long transaction
-// commits.
-func (db *DB) withSavepoint(ctx context.Context, fn func(tx *Tx) error) (err error) {
+// withPinned is WithTx on a pinned DB: fn runs in the long transaction;
+// every p.every calls that returned nil, the long transaction commits.
+//
+// If fn fails (returns an error or panics) after a statement of it that
+// may write succeeded, there is no undoing it alone: the long transaction
+// is rolled back, losing every transaction since the last commit, and
+// the DB fails every later call (reopen it). If it fails before writing,
+// or with an error that may have ended the long transaction behind its
+// back (SQLite rolls back on some I/O, full-disk and memory errors), the
+// same; otherwise nothing was written and the batch stands.
+func (db *DB) withPinned(ctx context.Context, fn func(tx *Tx) error) (err error) {
 	p := db.pin
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.failed != nil {
 		return p.failed
 	}
-	// The savepoint's own statements ignore ctx: a caller giving up
+	// The transaction's own statements ignore ctx: a caller giving up
 	// half-way must not leave the long transaction in a state nobody
-	// knows (a savepoint neither released nor rolled back).
+	// knows.
 	bg := context.WithoutCancel(ctx)
-	if _, err := p.savepoint.ExecContext(bg); err != nil {
-		return p.fail(wrap("begin", err))
-	}
-	released := false
-	tx := &Tx{q: p.q, db: db}
+	p.wrote = false
+	ended := false
 	defer func() {
-		if released {
+		if ended {
 			return
 		}
-		if tx.usedOpen {
-			db.open.valid = false // as WithTx: what it learnt may be undone
+		if !p.wrote && (err == nil || !mayEndTransaction(err)) {
+			return // a panic before any write, or an error that wrote nothing
 		}
-		// ROLLBACK TO keeps the savepoint open; RELEASE then ends it, with
-		// nothing left in it.
-		_, e1 := p.conn.ExecContext(bg, "ROLLBACK TO "+savepoint)
-		_, e2 := p.release.ExecContext(bg)
-		if e := errors.Join(e1, e2); e != nil {
-			p.fail(wrap("roll back", e))
-		}
+		db.open.valid = false // it describes writes that are now undone
+		lost := p.released
+		p.released = 0
+		_, rerr := p.conn.ExecContext(bg, "ROLLBACK")
+		p.fail(fmt.Errorf("store: a transaction failed after writing, which with deferred commits (Options.CommitEvery) rolls back the %d transactions since the last commit too: %w", lost, errors.Join(err, rerr)))
 	}()
-	if err := fn(tx); err != nil {
+	if err = fn(&Tx{q: p.txq, db: db}); err != nil {
 		return err
 	}
-	if _, err := p.release.ExecContext(bg); err != nil {
-		return wrap("commit", err)
-	}
-	released = true
+	ended = true
 	if p.released++; p.released >= p.every {
 		return p.commit(bg)
 	}
 	return nil
+}
+
+// mayEndTransaction reports whether err is one of SQLite's errors after
+// which it may have rolled the whole transaction back by itself.
+func mayEndTransaction(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_NOMEM,
+		sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_CORRUPT:
+		return true
+	}
+	return false
 }
 
 // Flush commits the transactions a pinned DB (Options.CommitEvery) has
@@ -229,11 +243,6 @@ func (p *pinned) closeConn() error {
 	for _, st := range p.q.hot {
 		errs = append(errs, st.Close())
 	}
-	for _, st := range []*sql.Stmt{p.savepoint, p.release} {
-		if st != nil {
-			errs = append(errs, st.Close())
-		}
-	}
 	p.q.hot = nil
 	errs = append(errs, p.conn.Close())
 	return errors.Join(errs...)
@@ -276,4 +285,63 @@ func (q connQueryer) QueryRowContext(ctx context.Context, query string, args ...
 		return st.QueryRowContext(ctx, args...)
 	}
 	return q.conn.QueryRowContext(ctx, query, args...)
+}
+
+// trackingQueryer is a pinned transaction's queryer: the pinned
+// connection's, setting *wrote when a statement that may write succeeds
+// (every Exec, and every query that is not a SELECT, such as an UPDATE
+// with RETURNING). A statement that fails has written nothing: SQLite
+// undoes a failed statement itself.
+type trackingQueryer struct {
+	q     connQueryer
+	wrote *bool
+}
+
+func (t *trackingQueryer) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	res, err := t.q.ExecContext(ctx, query, args...)
+	if err == nil && !*t.wrote {
+		// An INSERT, UPDATE or DELETE that changed no row wrote nothing
+		// (a compare-and-swap that lost, a bump that missed); anything
+		// else that succeeded may have.
+		if n, e := res.RowsAffected(); e != nil || n != 0 || !isDML(query) {
+			*t.wrote = true
+		}
+	}
+	return res, err
+}
+
+func (t *trackingQueryer) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	rows, err := t.q.QueryContext(ctx, query, args...)
+	if err == nil && mayWrite(query) {
+		*t.wrote = true
+	}
+	return rows, err
+}
+
+func (t *trackingQueryer) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if mayWrite(query) {
+		// A Row's error is known only at Scan: count it as written.
+		*t.wrote = true
+	}
+	return t.q.QueryRowContext(ctx, query, args...)
+}
+
+// isDML reports whether query is a plain INSERT, UPDATE, DELETE or
+// REPLACE, whose changed rows RowsAffected counts.
+func isDML(query string) bool {
+	q := strings.TrimLeft(query, " \t\n")
+	for _, kw := range []string{"INSERT", "UPDATE", "DELETE", "REPLACE"} {
+		if len(q) >= len(kw) && strings.EqualFold(q[:len(kw)], kw) {
+			return true
+		}
+	}
+	return false
+}
+
+// mayWrite reports whether a query may change the database: anything but
+// a SELECT (a WITH … SELECT counts as a write; being wrong that way only
+// costs a batch after an error).
+func mayWrite(query string) bool {
+	q := strings.TrimLeft(query, " \t\n")
+	return len(q) < 6 || !strings.EqualFold(q[:6], "SELECT")
 }

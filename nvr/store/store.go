@@ -52,14 +52,15 @@ type Options struct {
 	// FirmwareVersion, if set, is recorded in the device row.
 	FirmwareVersion string
 	// CommitEvery, above 1, defers durability for speed: the DB runs on
-	// one pinned connection, each WithTx is a savepoint inside one long
-	// IMMEDIATE transaction, and that transaction commits after
-	// CommitEvery of them, on Flush and on Close. Reads see every
-	// transaction released so far. A crash loses what was not committed,
-	// and the file stays write-locked while the DB is open, so the
-	// appliance never sets it; the simulator's service engine does
-	// (sim/service), whose reboots are clean closes and whose caller runs
-	// one operation at a time. See pinned.go.
+	// one pinned connection, every WithTx runs inside one long IMMEDIATE
+	// transaction, and that transaction commits after CommitEvery of
+	// them, on Flush and on Close. Reads see every transaction ended so
+	// far. A crash loses what was not committed, so does a WithTx that
+	// fails after writing (the DB then refuses further use), and the file
+	// stays write-locked while the DB is open: the appliance never sets
+	// it. The simulator's service engine does (sim/service): its reboots
+	// are clean closes, any error of the service ends a correct run
+	// anyway, and its caller runs one operation at a time. See pinned.go.
 	CommitEvery int
 	// Rand is the source of the device secret. Nil means crypto/rand; tests
 	// and the simulator pass a seeded reader for reproducible databases. It
@@ -372,7 +373,7 @@ func integrityErr(path string, err error) error {
 // WithTx returns.
 func (db *DB) WithTx(ctx context.Context, fn func(tx *Tx) error) error {
 	if db.pin != nil {
-		return db.withSavepoint(ctx, fn)
+		return db.withPinned(ctx, fn)
 	}
 	sqlTx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {

@@ -34,9 +34,9 @@
 // /dev/shm saves the file system's share) and the cheapest argon2id
 // parameters (auth.CheapParams): hashing cost is the device's, not the
 // policy's, and decides nothing. Its store defers durability
-// (DefaultCommitEvery): the service's transactions are savepoints of one
-// SQLite transaction committed every few hundred, which changes nothing
-// it decides or reads and removes most of an attempt's cost. It is still
+// (DefaultCommitEvery): the service's transactions run in one SQLite
+// transaction committed every few hundred, which changes nothing it
+// decides or reads and removes most of an attempt's cost. It is still
 // two orders of magnitude slower than the model engine
 // (docs/PERFORMANCE.md, "Service engine"): every attempt runs the
 // service's statements.
@@ -96,9 +96,11 @@ type Options struct {
 }
 
 // DefaultCommitEvery is the engine's deferred durability: the service's
-// transactions run as savepoints of one SQLite transaction that commits
-// every DefaultCommitEvery of them and at every reboot (Restart closes the
-// store). The service decides and writes exactly as on the appliance, and
+// transactions run in one SQLite transaction that commits every
+// DefaultCommitEvery of them and at every reboot (Restart closes the
+// store). A service error that follows a write rolls the batch back and
+// ends the store's use (store.Options.CommitEvery); the engine reports
+// the first error from Close, as it reports any. The service decides and writes exactly as on the appliance, and
 // every read sees every earlier write; only the commit, which the
 // simulator never needs (nothing crashes the engine's process mid-run:
 // its reboots are clean), is paid once per batch instead of once per
