@@ -225,10 +225,11 @@ func (tx *Tx) aggregateRefusal(ctx context.Context, rec AuditRecord, minuteBucke
 	}
 	k := refusalKey{rec.KeyKind, rec.Principal, rec.Source, rec.Channel, rec.Outcome, rec.Reason, minuteBucket}
 	for relearnt := false; ; relearnt = true {
-		id, ok := m.rows[k]
+		open, ok := m.rows[k]
 		if !ok {
 			break
 		}
+		id := open.ID
 		bumped := false
 		if returning {
 			err = tx.q.QueryRowContext(ctx, sqlBumpByIDReturning, rec.Count, rec.LastWallNS, id).Scan(&count)
@@ -243,18 +244,13 @@ func (tx *Tx) aggregateRefusal(ctx context.Context, rec AuditRecord, minuteBucke
 				n, err = res.RowsAffected()
 				bumped = n > 0
 			}
-			if r := m.content[id]; bumped && r != nil {
-				count = r.Count + rec.Count
-			}
+			count = open.Count + rec.Count
 		}
 		switch {
 		case err != nil:
 			return 0, 0, wrap("aggregate refusal", err)
 		case bumped:
-			if m.content[id] == nil {
-				m.valid = false // cannot happen: a remembered row has content
-			}
-			m.bumped(id, count, rec.LastWallNS)
+			open.Count, open.LastWallNS = count, rec.LastWallNS
 			if !returning {
 				return 0, 0, nil
 			}
@@ -286,7 +282,7 @@ func (tx *Tx) aggregateRefusal(ctx context.Context, rec AuditRecord, minuteBucke
 	if id, err = res.LastInsertId(); err != nil {
 		return 0, 0, wrap("aggregate refusal", err)
 	}
-	// The row as stored, for sealing (openAggregates.content).
+	// The row as stored, for sealing (openAggregates.rows).
 	stored := rec
 	stored.ID, stored.Seq, stored.PrevHash, stored.Hash = id, 0, nil, nil
 	stored.Aggregate, stored.MinuteBucket = true, minuteBucket
@@ -318,17 +314,16 @@ func (tx *Tx) aggregateRefusal(ctx context.Context, rec AuditRecord, minuteBucke
 type openAggregates struct {
 	valid bool
 	dv    dataVersion // the data version it was learnt or checked at
-	rows  map[refusalKey]int64
+	// rows is every open row by its key and minute, as it is stored: its
+	// id for bumps, and its columns for sealing, which hashes them without
+	// reading the rows back. An insert adds a row, every bump updates its
+	// count and last_wall_ns, a seal removes it. Sealing still checks, in
+	// its UPDATE, that the row's count and last_wall_ns (the only columns
+	// a bump changes) are what it hashed, so a wrong copy fails the
+	// transaction instead of sealing a hash that does not match the row.
+	rows map[refusalKey]*AuditRecord
 	// buckets counts the open rows per minute bucket.
 	buckets map[int64]int
-	// content is every open row as it is stored, by id: what sealing
-	// hashes, without reading the rows back. It is kept with rows (an
-	// insert, every bump, a seal), and learnt with them from the file.
-	// Sealing still checks, in its UPDATE, that the row's count and
-	// last_wall_ns (the only columns a bump changes) are what it hashed,
-	// so a wrong copy fails the transaction instead of sealing a hash
-	// that does not match the row.
-	content map[int64]*AuditRecord
 }
 
 var sqlOpenAggregateRows = hot(`SELECT ` + auditColumns + ` FROM audit_log WHERE seq IS NULL`)
@@ -353,11 +348,10 @@ func (tx *Tx) openAggs(ctx context.Context) (*openAggregates, error) {
 	}
 	defer rows.Close()
 	if m.rows == nil {
-		m.rows, m.buckets, m.content = map[refusalKey]int64{}, map[int64]int{}, map[int64]*AuditRecord{}
+		m.rows, m.buckets = map[refusalKey]*AuditRecord{}, map[int64]int{}
 	}
 	clear(m.rows)
 	clear(m.buckets)
-	clear(m.content)
 	for rows.Next() {
 		r, err := scanAudit(rows)
 		if err != nil {
@@ -373,24 +367,15 @@ func (tx *Tx) openAggs(ctx context.Context) (*openAggregates, error) {
 }
 
 func (m *openAggregates) add(k refusalKey, r *AuditRecord) {
-	m.rows[k] = r.ID
+	m.rows[k] = r
 	m.buckets[k.bucket]++
-	m.content[r.ID] = r
-}
-
-// bumped records a bump of open row id: count and last_wall_ns as the
-// UPDATE set them.
-func (m *openAggregates) bumped(id, count, lastWallNS int64) {
-	if r := m.content[id]; r != nil {
-		r.Count, r.LastWallNS = count, lastWallNS
-	}
 }
 
 // toSeal lists the open rows of every minute but *keep's (all if keep is
 // nil), in id order: the order the chain takes them in.
 func (m *openAggregates) toSeal(keep *int64) []*AuditRecord {
 	var out []*AuditRecord
-	for _, r := range m.content {
+	for _, r := range m.rows {
 		if keep == nil || r.MinuteBucket != *keep {
 			out = append(out, r)
 		}
@@ -413,13 +398,7 @@ func (m *openAggregates) sealed(keep *int64) {
 	if keep == nil {
 		clear(m.rows)
 		clear(m.buckets)
-		clear(m.content)
 		return
-	}
-	for id, r := range m.content {
-		if r.MinuteBucket != *keep {
-			delete(m.content, id)
-		}
 	}
 	for k := range m.rows {
 		if k.bucket != *keep {
@@ -563,11 +542,12 @@ func (tx *Tx) bumpTwo(ctx context.Context, a, b *pendingRefusal) (bool, error) {
 	}
 	ka := refusalKey{a.rec.KeyKind, a.rec.Principal, a.rec.Source, a.rec.Channel, a.rec.Outcome, a.rec.Reason, a.bucket}
 	kb := refusalKey{b.rec.KeyKind, b.rec.Principal, b.rec.Source, b.rec.Channel, b.rec.Outcome, b.rec.Reason, b.bucket}
-	ida, oka := m.rows[ka]
-	idb, okb := m.rows[kb]
-	if !oka || !okb || ida == idb || a.bucket != b.bucket {
+	ra, oka := m.rows[ka]
+	rb, okb := m.rows[kb]
+	if !oka || !okb || ra.ID == rb.ID || a.bucket != b.bucket {
 		return false, nil
 	}
+	ida, idb := ra.ID, rb.ID
 	res, err := tx.q.ExecContext(ctx, sqlBumpTwo, ida, a.rec.Count, a.rec.LastWallNS, idb, b.rec.Count, b.rec.LastWallNS)
 	if err != nil {
 		return false, wrap("aggregate refusal", err)
@@ -577,17 +557,8 @@ func (tx *Tx) bumpTwo(ctx context.Context, a, b *pendingRefusal) (bool, error) {
 	case err != nil:
 		return false, wrap("aggregate refusal", err)
 	case n == 2:
-		for _, p := range []struct {
-			id  int64
-			ref *pendingRefusal
-		}{{ida, a}, {idb, b}} {
-			r := m.content[p.id]
-			if r == nil {
-				m.valid = false // cannot happen: a remembered row has content
-				continue
-			}
-			m.bumped(p.id, r.Count+p.ref.rec.Count, p.ref.rec.LastWallNS)
-		}
+		ra.Count, ra.LastWallNS = ra.Count+a.rec.Count, a.rec.LastWallNS
+		rb.Count, rb.LastWallNS = rb.Count+b.rec.Count, b.rec.LastWallNS
 		return true, nil
 	}
 	// db.open was wrong. A row's openness did not change in the UPDATE,
@@ -644,7 +615,7 @@ func scanAudit(row interface{ Scan(...any) error }) (AuditRecord, error) {
 
 // sealAggregates chains the open aggregates whose bucket differs from
 // *keep (all of them if keep is nil), in id order. It hashes the rows as
-// db.open holds them (openAggregates.content) rather than reading them
+// db.open holds them (openAggregates.rows) rather than reading them
 // back; each UPDATE also requires the row's count and last_wall_ns to be
 // the ones hashed, so a copy that differs from the row fails the
 // transaction (which then forgets db.open, and the retry learns it from

@@ -73,24 +73,21 @@ func (db *DB) SetOpenAggregateID(ctx context.Context, rec AuditRecord, bucket, i
 		return err
 	}
 	k := refusalKey{rec.KeyKind, rec.Principal, rec.Source, rec.Channel, rec.Outcome, rec.Reason, bucket}
-	if old, ok := db.open.rows[k]; ok && old != id {
+	if _, ok := db.open.rows[k]; ok {
 		db.open.buckets[bucket]--
 	}
 	r := rec
 	r.ID, r.Aggregate, r.MinuteBucket = id, true, bucket
-	if _, ok := db.open.content[id]; !ok {
-		db.open.add(k, &r)
-	} else {
-		db.open.rows[k] = id
-		db.open.buckets[bucket]++
-	}
+	db.open.add(k, &r)
 	return nil
 }
 
 // MiscountOpenAggregate makes the DB's copy of open aggregate id count one
 // refusal more than the row does.
 func (db *DB) MiscountOpenAggregate(id int64) {
-	if r := db.open.content[id]; r != nil {
-		r.Count++
+	for _, r := range db.open.rows {
+		if r.ID == id {
+			r.Count++
+		}
 	}
 }
