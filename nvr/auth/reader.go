@@ -59,36 +59,39 @@ const sqlPreBoot = `SELECT kind, principal, source, version, wall_anchor_ns FROM
 var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
 
 func openReader(st *store.DB) (*reader, error) {
+	r := &reader{}
+	// on is where the statements are prepared and run: the store's pinned
+	// connection, or a pool of the reader's own.
+	var on interface {
+		PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+		QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	}
 	if conn := st.PinnedConn(); conn != nil {
-		r := &reader{q: conn}
-		var err error
-		ctx := context.Background()
-		if r.attempt, err = conn.PrepareContext(ctx, sqlAttempt); err == nil {
-			if r.keyIDs, err = conn.PrepareContext(ctx, sqlKeyIDs); err != nil {
-				r.attempt.Close()
-			}
-		}
+		on = conn
+	} else {
+		abs, err := filepath.Abs(st.Path())
 		if err != nil {
-			return nil, fmt.Errorf("auth: reader: prepare: %w", err)
+			return nil, fmt.Errorf("auth: reader: %w", err)
 		}
-		return r, nil
+		if r.db, err = sql.Open("sqlite", "file:"+uriPath.Replace(abs)+"?_pragma=busy_timeout(5000)&_query_only=1"); err != nil {
+			return nil, fmt.Errorf("auth: reader: %w", err)
+		}
+		r.db.SetMaxOpenConns(4)
+		r.db.SetMaxIdleConns(4)
+		on = r.db
 	}
-	abs, err := filepath.Abs(st.Path())
+	r.q = on
+	ctx := context.Background()
+	var err error
+	if r.attempt, err = on.PrepareContext(ctx, sqlAttempt); err == nil {
+		if r.keyIDs, err = on.PrepareContext(ctx, sqlKeyIDs); err != nil {
+			r.attempt.Close()
+		}
+	}
 	if err != nil {
-		return nil, fmt.Errorf("auth: reader: %w", err)
-	}
-	db, err := sql.Open("sqlite", "file:"+uriPath.Replace(abs)+"?_pragma=busy_timeout(5000)&_query_only=1")
-	if err != nil {
-		return nil, fmt.Errorf("auth: reader: %w", err)
-	}
-	db.SetMaxOpenConns(4)
-	db.SetMaxIdleConns(4)
-	r := &reader{db: db, q: db}
-	if r.attempt, err = db.Prepare(sqlAttempt); err == nil {
-		r.keyIDs, err = db.Prepare(sqlKeyIDs)
-	}
-	if err != nil {
-		db.Close()
+		if r.db != nil {
+			r.db.Close()
+		}
 		return nil, fmt.Errorf("auth: reader: prepare: %w", err)
 	}
 	return r, nil

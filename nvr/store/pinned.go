@@ -84,16 +84,13 @@ func pin(ctx context.Context, db *sql.DB, connID uint64, every int) (*pinned, er
 	if err != nil {
 		return nil, fmt.Errorf("pin the writer connection: %w", err)
 	}
-	p := &pinned{conn: conn, connID: connID, every: every, q: connQueryer{conn: conn, hot: make(map[string]*sql.Stmt, len(hotQueries))}}
-	p.txq = &trackingQueryer{q: p.q, wrote: &p.wrote}
-	for _, q := range hotQueries {
-		st, err := conn.PrepareContext(ctx, q)
-		if err != nil {
-			p.closeConn()
-			return nil, wrap("prepare "+strings.Join(strings.Fields(q), " "), err)
-		}
-		p.q.hot[q] = st
+	hot, err := prepareHot(ctx, conn)
+	if err != nil {
+		conn.Close()
+		return nil, err
 	}
+	p := &pinned{conn: conn, connID: connID, every: every, q: connQueryer{conn: conn, hot: hot}}
+	p.txq = &trackingQueryer{q: p.q, wrote: &p.wrote}
 	// Statement journals (the undo of one statement that fails half-way)
 	// in memory rather than in temporary files: they are small, and a
 	// temporary file costs system calls.

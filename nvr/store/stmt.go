@@ -22,16 +22,31 @@ func hot(query string) string {
 // prepareHot prepares every hot statement on the writer connection. It runs
 // in Open while no transaction holds that connection; preparing from inside
 // a transaction would wait for the connection the transaction holds.
-func (db *DB) prepareHot(ctx context.Context) error {
-	db.hot = make(map[string]*sql.Stmt, len(hotQueries))
+func (db *DB) prepareHot(ctx context.Context) (err error) {
+	db.hot, err = prepareHot(ctx, db.write)
+	return err
+}
+
+// preparer is a pool or one connection of it.
+type preparer interface {
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+}
+
+// prepareHot prepares every hot statement on on; on an error it closes
+// those it prepared.
+func prepareHot(ctx context.Context, on preparer) (map[string]*sql.Stmt, error) {
+	hot := make(map[string]*sql.Stmt, len(hotQueries))
 	for _, q := range hotQueries {
-		st, err := db.write.PrepareContext(ctx, q)
+		st, err := on.PrepareContext(ctx, q)
 		if err != nil {
-			return wrap("prepare "+strings.Join(strings.Fields(q), " "), err)
+			for _, st := range hot {
+				st.Close()
+			}
+			return nil, wrap("prepare "+strings.Join(strings.Fields(q), " "), err)
 		}
-		db.hot[q] = st
+		hot[q] = st
 	}
-	return nil
+	return hot, nil
 }
 
 // txQueryer runs a transaction's statements, using the prepared statement
